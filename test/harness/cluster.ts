@@ -1,0 +1,70 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { Client, Connection } from '@temporalio/client';
+import { inject } from 'vitest';
+import { stackConfig } from '../../stack/config.ts';
+
+export function stack() {
+  return inject('stack');
+}
+
+export function kubeConfig(): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromFile(stack().kubeconfig);
+  return kc;
+}
+
+export function caCert(): string {
+  return readFileSync(stack().caFile, 'utf8');
+}
+
+/** A fresh namespace for one test file, deleted by the returned cleanup (the real namespace controller runs). */
+export async function createNamespace(prefix: string): Promise<{ name: string; remove: () => Promise<void> }> {
+  const core = kubeConfig().makeApiClient(CoreV1Api);
+  const name = `${prefix}-${randomBytes(3).toString('hex')}`;
+  await core.createNamespace({ body: { metadata: { name } } });
+  // The ServiceAccount admission plugin refuses pods until the serviceaccount controller made `default`.
+  await waitFor(`ServiceAccount ${name}/default`, async () => {
+    try {
+      await core.readNamespacedServiceAccount({ name: 'default', namespace: name });
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  return { name, remove: async () => void (await core.deleteNamespace({ name })) };
+}
+
+export async function temporalClient(): Promise<{ client: Client; close: () => Promise<void> }> {
+  const info = stack();
+  const connection = await Connection.connect({ address: info.temporalAddress });
+  return {
+    client: new Client({ connection, namespace: info.temporalNamespace }),
+    close: () => connection.close(),
+  };
+}
+
+const execFileAsync = promisify(execFile);
+
+/** Runs the stack's kubectl against the stack's API server. */
+export async function kubectl(...args: string[]): Promise<string> {
+  const { stdout } = await execFileAsync(path.join(stackConfig.binDir, 'kubectl'), args, {
+    env: { ...process.env, KUBECONFIG: stack().kubeconfig },
+  });
+  return stdout;
+}
+
+/** Polls until `check` returns true; fails after `timeoutMs` with `what` in the message. */
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await sleep(200);
+  }
+  throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+}
