@@ -24,7 +24,7 @@ cd "$MOD"
 start=$SECONDS
 for c in "${COMMANDS[@]}"; do
   # GOTOOLCHAIN=local: never download a Go toolchain; the installed Go must cover the go directive.
-  GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "$LDFLAGS" \
+  GOTOOLCHAIN=local CGO_ENABLED=0 go build -mod=readonly -trimpath -ldflags "$LDFLAGS" \
     -o "$BIN/$c.tmp" "k8s.io/kubernetes/cmd/$c"
   mv "$BIN/$c.tmp" "$BIN/$c"
   echo "build-kube: $c built ($((SECONDS - start)) s so far)" >&2

@@ -45,6 +45,8 @@ export interface AllocationRecord {
 export interface IPPoolStatus {
   /** Keyed by IP. */
   allocatedIPs?: Record<string, AllocationRecord>;
+  /** IPs released within the reuse cooldown, keyed by IP, with the RFC 3339 time of release. */
+  releasedIPs?: Record<string, string>;
   allocatedIPCount?: number;
   totalIPCount?: number;
 }

@@ -1,0 +1,259 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import { AppsV1Api, CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { TidepoolClient } from '../k8s/client.ts';
+import { KubeApiError, kubeCall, kubeGetOptional } from '../k8s/errors.ts';
+import { API_VERSION, IP_PROTECTION_FINALIZER, type EndpointIP, type IPPool, type PodEndpoint, type ReservedIP } from '../k8s/types.ts';
+import { IPAMInputError, parseIP, type Family } from '../ipam/ip.ts';
+import { addressWithPrefix, poolAddresses } from '../ipam/pool.ts';
+import { IPSet } from '../ipam/ranges.ts';
+import { choosePools, PoolSelectionError } from '../ipam/selection.ts';
+import { PoolNotFoundError, PoolWriter } from './pool-writer.ts';
+import {
+  FailureType,
+  type AllocateIPsInput,
+  type AllocateIPsResult,
+  type HeldIP,
+  type PodEndpointInput,
+  type ReleaseIPsInput,
+  type ReleaseIPsResult,
+  type RemoveEndpointInput,
+  type StatefulSetOrdinalInput,
+} from './types.ts';
+
+export interface ActivityDependencies {
+  kubeConfig: KubeConfig;
+  writer: PoolWriter;
+}
+
+/** Every address of every ReservedIP that is not being deleted, per family. */
+export function reservedSets(reservations: readonly ReservedIP[]): Record<Family, IPSet> {
+  const sets: Record<Family, IPSet> = { 4: IPSet.empty(4), 6: IPSet.empty(6) };
+  for (const reservation of reservations) {
+    if (reservation.metadata.deletionTimestamp) continue;
+    for (const entry of reservation.spec.ips) {
+      try {
+        const family = parseIP(entry.split('-')[0]!).family;
+        sets[family] = sets[family].union(IPSet.parse(family, [entry], `ReservedIP ${reservation.metadata.name} spec.ips`));
+      } catch {
+        // The CRD schema admits only IPs and ranges; a range mixing families reserves nothing, as it can match no pool.
+      }
+    }
+  }
+  return sets;
+}
+
+function controllerOf(pod: V1Pod): { ownerKind?: string; ownerName?: string } {
+  const owner = pod.metadata?.ownerReferences?.find((ref) => ref.controller);
+  return owner ? { ownerKind: owner.kind, ownerName: owner.name } : {};
+}
+
+function nonRetryable(type: string, message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type, message, nonRetryable: true });
+}
+
+function heldIP(pool: IPPool, ip: string): HeldIP {
+  const addresses = poolAddresses(pool.metadata.name, pool.spec);
+  return {
+    ip,
+    address: addressWithPrefix(addresses, ip),
+    version: addresses.family,
+    pool: pool.metadata.name,
+    ...(pool.spec.gateway ? { gateway: pool.spec.gateway } : {}),
+    ...(pool.spec.vlan !== undefined ? { vlan: pool.spec.vlan } : {}),
+    ...(pool.spec.routes?.length ? { routes: pool.spec.routes } : {}),
+  };
+}
+
+/**
+ * The activities of the pod IP lifecycle. Each is idempotent, so Temporal may retry any of them after a crash
+ * at any point: allocation is keyed on (pod UID, interface), release is compare-and-delete on (IP, pod UID).
+ */
+export function createActivities({ kubeConfig, writer }: ActivityDependencies) {
+  const tidepool = new TidepoolClient(kubeConfig);
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const apps = kubeConfig.makeApiClient(AppsV1Api);
+
+  async function releaseOne(pool: string, ip: string, podUID: string, containerID: string | undefined) {
+    try {
+      return await writer.release(pool, ip, podUID, containerID);
+    } catch (error) {
+      if (error instanceof PoolNotFoundError) return { kind: 'not-held' as const };
+      throw error;
+    }
+  }
+
+  return {
+    async allocateIPs(input: AllocateIPsInput): Promise<AllocateIPsResult> {
+      const podName = `${input.namespace}/${input.pod}`;
+      const pod = await kubeGetOptional(`get pod ${podName}`, () =>
+        core.readNamespacedPod({ namespace: input.namespace, name: input.pod }),
+      );
+      if (!pod) throw nonRetryable(FailureType.PodNotFound, `pod ${podName} does not exist`);
+      if (pod.metadata?.uid !== input.podUID) {
+        throw nonRetryable(
+          FailureType.PodUIDMismatch,
+          `pod ${podName} now has UID ${pod.metadata?.uid}, but the ADD is for UID ${input.podUID} (a pod that was replaced)`,
+        );
+      }
+      const [namespace, pools, reservations] = await Promise.all([
+        kubeCall(`get namespace ${input.namespace}`, () => core.readNamespace({ name: input.namespace })),
+        tidepool.listPools(),
+        tidepool.listReservedIPs(),
+      ]);
+      const nodeName = pod.spec?.nodeName;
+      const needsNodeLabels = pools.items.some((p) => p.spec.nodeAffinity);
+      const node = nodeName && needsNodeLabels
+        ? await kubeGetOptional(`get node ${nodeName}`, () => core.readNode({ name: nodeName }))
+        : undefined;
+
+      let choice;
+      try {
+        choice = choosePools({
+          pod: { namespace: input.namespace, name: input.pod, labels: pod.metadata?.labels, annotations: pod.metadata?.annotations },
+          namespace: { labels: namespace.metadata?.labels, annotations: namespace.metadata?.annotations },
+          node: nodeName ? { name: nodeName, labels: node?.metadata?.labels } : undefined,
+          interface: input.interface,
+          netconfDefaults: input.netconfDefaults,
+          pools: pools.items,
+        });
+      } catch (error) {
+        if (error instanceof PoolSelectionError) throw nonRetryable(FailureType.PoolSelection, error.message);
+        throw error;
+      }
+
+      const reserved = reservedSets(reservations);
+      const request = {
+        pod: podName,
+        podUID: input.podUID,
+        containerID: input.containerID,
+        interface: input.interface,
+        ...(nodeName ? { node: nodeName } : {}),
+        ...(input.adoptFromUID ? { adoptFromUID: input.adoptFromUID } : {}),
+      };
+      const byName = new Map(pools.items.map((p) => [p.metadata.name, p]));
+      const ips: HeldIP[] = [];
+      const newlyAllocated: { ip: string; pool: string }[] = [];
+      for (const family of [4, 6] as const) {
+        const candidates = choice.pools[family];
+        if (!candidates) continue;
+        const refusals: string[] = [];
+        let got: HeldIP | undefined;
+        for (const name of candidates) {
+          let outcome;
+          try {
+            outcome = await writer.allocate(name, request, reserved[family]);
+          } catch (error) {
+            if (error instanceof PoolNotFoundError) {
+              refusals.push(`${name} (deleted)`);
+              continue;
+            }
+            if (error instanceof IPAMInputError) throw nonRetryable(FailureType.InvalidPool, error.message);
+            throw error;
+          }
+          if (outcome.kind === 'allocated' || outcome.kind === 'existing') {
+            got = heldIP(byName.get(name)!, outcome.ip);
+            if (outcome.kind === 'allocated') newlyAllocated.push({ ip: outcome.ip, pool: name });
+            break;
+          }
+          refusals.push(outcome.kind === 'exhausted' ? `${name} (every IP in use or reserved)` : `${name} (${outcome.reason})`);
+        }
+        if (!got) {
+          for (const held of newlyAllocated) await releaseOne(held.pool, held.ip, input.podUID, input.containerID);
+          throw nonRetryable(
+            FailureType.NoFreeIP,
+            `no IPv${family} address is free for pod ${podName} in pool${candidates.length > 1 ? 's' : ''} ${refusals.join(', ')}`,
+          );
+        }
+        ips.push(got);
+      }
+      return { ips, ...(nodeName ? { node: nodeName } : {}), ...controllerOf(pod), source: choice.source };
+    },
+
+    async releaseIPs(input: ReleaseIPsInput): Promise<ReleaseIPsResult> {
+      const result: ReleaseIPsResult = { released: [], notHeld: [], heldByOther: [] };
+      for (const { ip, pool } of input.ips) {
+        const outcome = await releaseOne(pool, ip, input.podUID, input.containerID);
+        if (outcome.kind === 'released') result.released.push(ip);
+        else if (outcome.kind === 'not-held') result.notHeld.push(ip);
+        else result.heldByOther.push({ ip, pod: outcome.holder.pod });
+      }
+      return result;
+    },
+
+    /** Creates or rewrites the pod's PodEndpoint so that it lists exactly `input.interfaces`. */
+    async writePodEndpoint(input: PodEndpointInput): Promise<void> {
+      const ips: EndpointIP[] = Object.entries(input.interfaces).flatMap(([iface, { containerID, ips }]) =>
+        ips.map((held) => ({
+          interface: iface,
+          address: held.address,
+          pool: held.pool,
+          ipVersion: held.version,
+          ...(held.gateway ? { gateway: held.gateway } : {}),
+          ...(held.vlan !== undefined ? { vlan: held.vlan } : {}),
+          containerID,
+        })),
+      );
+      const status = {
+        podUID: input.podUID,
+        ...(input.node ? { node: input.node } : {}),
+        ...(input.ownerKind ? { ownerKind: input.ownerKind, ownerName: input.ownerName } : {}),
+        ips,
+      };
+      // A StatefulSet pod's endpoint must outlive the pod object, so that its re-created pod keeps the IP.
+      const ownerReferences =
+        input.ownerKind === 'StatefulSet'
+          ? []
+          : [{ apiVersion: 'v1', kind: 'Pod', name: input.pod, uid: input.podUID, blockOwnerDeletion: false }];
+      const existing = await tidepool.getPodEndpoint(input.namespace, input.pod);
+      const endpoint: PodEndpoint = {
+        apiVersion: API_VERSION,
+        kind: 'PodEndpoint',
+        metadata: {
+          ...(existing?.metadata ?? {}),
+          name: input.pod,
+          namespace: input.namespace,
+          finalizers: [IP_PROTECTION_FINALIZER],
+          ownerReferences,
+        },
+        status,
+      };
+      if (existing) await tidepool.replacePodEndpoint(endpoint);
+      else await tidepool.createPodEndpoint(endpoint);
+    },
+
+    /** Removes interfaces from the pod's PodEndpoint, and the endpoint itself once it lists none. */
+    async removePodEndpoint(input: RemoveEndpointInput): Promise<void> {
+      const existing = await tidepool.getPodEndpoint(input.namespace, input.pod);
+      if (!existing || existing.status.podUID !== input.podUID) return;
+      const ips = existing.status.ips.filter((ip) => !input.interfaces.includes(ip.interface));
+      if (ips.length > 0) {
+        await tidepool.replacePodEndpoint({ ...existing, status: { ...existing.status, ips } });
+        return;
+      }
+      await tidepool.replacePodEndpoint({
+        ...existing,
+        metadata: { ...existing.metadata, finalizers: (existing.metadata.finalizers ?? []).filter((f) => f !== IP_PROTECTION_FINALIZER) },
+      });
+      if (!existing.metadata.deletionTimestamp) {
+        await tidepool.deletePodEndpoint(input.namespace, input.pod).catch((error: unknown) => {
+          if (!(error instanceof KubeApiError && error.notFound)) throw error;
+        });
+      }
+    },
+
+    /** Whether the StatefulSet still wants the pod's ordinal, so the pod keeps its IP across re-creation. */
+    async statefulSetWantsPod(input: StatefulSetOrdinalInput): Promise<boolean> {
+      const set = await kubeGetOptional(`get StatefulSet ${input.namespace}/${input.statefulSet}`, () =>
+        apps.readNamespacedStatefulSet({ namespace: input.namespace, name: input.statefulSet }),
+      );
+      if (!set || set.metadata?.deletionTimestamp) return false;
+      const match = new RegExp(`^${input.statefulSet.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-(\\d+)$`).exec(input.pod);
+      if (!match) return false;
+      const ordinal = Number(match[1]);
+      const start = set.spec?.ordinals?.start ?? 0;
+      return ordinal >= start && ordinal < start + (set.spec?.replicas ?? 1);
+    },
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

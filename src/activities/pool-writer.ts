@@ -1,0 +1,160 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { TidepoolClient } from '../k8s/client.ts';
+import { KubeApiError } from '../k8s/errors.ts';
+import type { IPPool, IPPoolStatus } from '../k8s/types.ts';
+import { poolAddresses, type PoolAddresses } from '../ipam/pool.ts';
+import type { IPSet } from '../ipam/ranges.ts';
+import {
+  allocateInStatus,
+  releaseInStatus,
+  type AllocationOutcome,
+  type AllocationRequest,
+  type ReleaseOutcome,
+} from '../ipam/status.ts';
+
+type Operation =
+  | { kind: 'allocate'; request: AllocationRequest; reserved: IPSet }
+  | { kind: 'release'; ip: string; podUID: string; containerID?: string };
+
+type OutcomeOf<O extends Operation> = O extends { kind: 'allocate' } ? AllocationOutcome : ReleaseOutcome;
+
+interface Pending {
+  operation: Operation;
+  resolve: (outcome: AllocationOutcome | ReleaseOutcome) => void;
+  reject: (error: Error) => void;
+}
+
+export interface PoolWriterOptions {
+  cooldownMs: number;
+  /** Attempts per batch before the batch fails (each 409 re-reads the pool). */
+  maxAttempts?: number;
+  now?: () => Date;
+}
+
+export interface PoolWriterStats {
+  operations: number;
+  writes: number;
+  conflicts: number;
+}
+
+/** What one committed batch did, for metrics and logs. */
+export interface BatchReport {
+  pool: string;
+  operations: number;
+  conflicts: number;
+}
+
+export class PoolNotFoundError extends Error {
+  constructor(pool: string) {
+    super(`IPPool ${pool} does not exist`);
+    this.name = 'PoolNotFoundError';
+  }
+}
+
+/**
+ * Serialises all writes to one pool's status within this process and batches them: requests that arrive
+ * while a write is in flight are applied together and committed in the next single status write. Each write
+ * carries the resourceVersion of the pool it was computed from; on 409 the pool is read again and the whole
+ * batch is re-applied, so concurrent writers (other replicas, users) never lose an update.
+ */
+export class PoolWriter {
+  readonly stats: PoolWriterStats = { operations: 0, writes: 0, conflicts: 0 };
+  private readonly queues = new Map<string, Pending[]>();
+  /** The pool as this process last wrote it: a write based on it fails with 409 if anyone changed it since. */
+  private readonly lastWritten = new Map<string, IPPool>();
+  private readonly client: TidepoolClient;
+  private readonly options: Required<PoolWriterOptions>;
+  private readonly onBatch: (report: BatchReport) => void;
+
+  constructor(client: TidepoolClient, options: PoolWriterOptions, onBatch: (report: BatchReport) => void = () => {}) {
+    this.client = client;
+    this.options = { maxAttempts: 20, now: () => new Date(), ...options };
+    this.onBatch = onBatch;
+  }
+
+  allocate(pool: string, request: AllocationRequest, reserved: IPSet): Promise<AllocationOutcome> {
+    return this.submit(pool, { kind: 'allocate', request, reserved });
+  }
+
+  release(pool: string, ip: string, podUID: string, containerID?: string): Promise<ReleaseOutcome> {
+    return this.submit(pool, { kind: 'release', ip, podUID, ...(containerID ? { containerID } : {}) });
+  }
+
+  private submit<O extends Operation>(pool: string, operation: O): Promise<OutcomeOf<O>> {
+    return new Promise((resolve, reject) => {
+      const queue = this.queues.get(pool);
+      const pending = { operation, resolve: resolve as Pending['resolve'], reject };
+      if (queue) {
+        queue.push(pending);
+      } else {
+        this.queues.set(pool, [pending]);
+        void this.drain(pool);
+      }
+    });
+  }
+
+  private async drain(pool: string): Promise<void> {
+    // The queue entry exists while a drain loop runs; requests arriving meanwhile join the next batch.
+    const queue = this.queues.get(pool)!;
+    while (queue.length > 0) {
+      const batch = queue.splice(0);
+      try {
+        await this.commit(pool, batch);
+      } catch (error) {
+        for (const pending of batch) pending.reject(error instanceof Error ? error : new Error(String(error)));
+      }
+    }
+    this.queues.delete(pool);
+  }
+
+  private async read(pool: string): Promise<IPPool> {
+    const fresh = await this.client.getPool(pool);
+    if (!fresh) throw new PoolNotFoundError(pool);
+    return fresh;
+  }
+
+  private async commit(pool: string, batch: Pending[]): Promise<void> {
+    let current = this.lastWritten.get(pool) ?? (await this.read(pool));
+    let conflicts = 0;
+    for (let attempt = 1; ; attempt++) {
+      const addresses = poolAddresses(pool, current.spec);
+      const { status, outcomes } = this.apply(current, addresses, batch);
+      try {
+        if (JSON.stringify(status) !== JSON.stringify(current.status ?? {})) {
+          current = await this.client.replacePoolStatus({ ...current, status });
+          this.stats.writes++;
+        }
+        this.lastWritten.set(pool, current);
+        this.stats.operations += batch.length;
+        batch.forEach((pending, i) => pending.resolve(outcomes[i]!));
+        this.onBatch({ pool, operations: batch.length, conflicts });
+        return;
+      } catch (error) {
+        this.lastWritten.delete(pool);
+        if (!(error instanceof KubeApiError && error.conflict) || attempt >= this.options.maxAttempts) throw error;
+        conflicts++;
+        this.stats.conflicts++;
+        await sleep(Math.min(5 * 2 ** attempt, 200) * Math.random());
+        current = await this.read(pool);
+      }
+    }
+  }
+
+  private apply(
+    pool: IPPool,
+    addresses: PoolAddresses,
+    batch: Pending[],
+  ): { status: IPPoolStatus; outcomes: (AllocationOutcome | ReleaseOutcome)[] } {
+    const options = { now: this.options.now().toISOString(), cooldownMs: this.options.cooldownMs };
+    let current = pool;
+    const outcomes = batch.map(({ operation }) => {
+      const result =
+        operation.kind === 'allocate'
+          ? allocateInStatus(current, addresses, operation.reserved, operation.request, options)
+          : releaseInStatus(current, addresses, operation, options);
+      current = { ...current, status: result.status };
+      return result.outcome;
+    });
+    return { status: current.status ?? {}, outcomes };
+  }
+}

@@ -1,0 +1,269 @@
+import { ApplicationFailure } from '@temporalio/common';
+import {
+  isGrpcServiceError,
+  WithStartWorkflowOperation,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+  type Client,
+} from '@temporalio/client';
+import { listSpooledDels, removeSpooledDel, spoolDel } from '../cni/spool.ts';
+import { FailureType, type HeldIP } from '../activities/types.ts';
+import { podLifecycleWorkflowId, TASK_QUEUE, TidepoolNode, TidepoolPod, TidepoolPodUID, TidepoolState } from '../temporal/names.ts';
+import type { podIPLifecycle } from '../workflows/pod-ip-lifecycle.ts';
+import { allocateUpdate, releaseUpdate, stateQuery } from '../workflows/definitions.ts';
+
+/** A failure the CNI plugin passes on as a CNI error: `code` is a CNI error code. */
+export class CniError extends Error {
+  readonly code: number;
+  readonly details: string | undefined;
+
+  constructor(code: number, message: string, details?: string) {
+    super(message);
+    this.name = 'CniError';
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** Tidepool's plugin-specific CNI error codes (100 and up, as the CNI spec reserves for plugins). */
+export const CNI_CODES = {
+  invalidEnvironment: 4,
+  tryAgainLater: 11,
+  noFreeIP: 100,
+  poolSelection: 101,
+  podMismatch: 102,
+  invalidPool: 103,
+  notAllocated: 104,
+} as const;
+
+const FAILURE_CODES: Record<string, number> = {
+  [FailureType.NoFreeIP]: CNI_CODES.noFreeIP,
+  [FailureType.PoolSelection]: CNI_CODES.poolSelection,
+  [FailureType.PodNotFound]: CNI_CODES.podMismatch,
+  [FailureType.PodUIDMismatch]: CNI_CODES.podMismatch,
+  [FailureType.InvalidPool]: CNI_CODES.invalidPool,
+};
+
+export interface PodRef {
+  containerID: string;
+  ifName: string;
+  podNamespace: string;
+  podName: string;
+  podUID: string;
+}
+
+export interface AddRequest extends PodRef {
+  netns?: string;
+  defaultPools?: { ipv4?: string[]; ipv6?: string[] };
+}
+
+export interface CheckRequest extends PodRef {
+  ips?: string[];
+}
+
+export interface AddAnswer {
+  ips: { address: string; version: 4 | 6; gateway?: string; pool: string; vlan?: number }[];
+  routes: { dst: string; gw?: string }[];
+}
+
+export interface AgentOptions {
+  client: Client;
+  temporalAddress: string;
+  nodeName: string;
+  addTimeoutMs: number;
+  delTimeoutMs: number;
+  spoolDir: string;
+  taskQueue?: string;
+  log?: (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+}
+
+const INTERFACE_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
+
+/** Checks the fields the CNI plugin derives from CNI_* and CNI_ARGS; throws CniError code 4 naming them. */
+export function validatePodRef(body: unknown): PodRef {
+  const record = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+  const missing = ['containerID', 'ifName', 'podNamespace', 'podName', 'podUID'].filter(
+    (field) => typeof record[field] !== 'string' || record[field] === '',
+  );
+  if (missing.length > 0) {
+    throw new CniError(CNI_CODES.invalidEnvironment, `request is missing ${missing.join(', ')}`);
+  }
+  if (!INTERFACE_NAME.test(record.ifName as string)) {
+    throw new CniError(CNI_CODES.invalidEnvironment, `CNI_IFNAME ${JSON.stringify(record.ifName)} is not a Linux interface name`);
+  }
+  return record as unknown as PodRef;
+}
+
+function isUnreachable(error: unknown): boolean {
+  return (
+    error instanceof WorkflowUpdateRPCTimeoutOrCancelledError ||
+    (isGrpcServiceError(error) && [1, 4, 14].includes(error.code)) ||
+    (error instanceof Error && /deadline|unavailable|connect|ECONNREFUSED/i.test(error.message))
+  );
+}
+
+function routesOf(ips: HeldIP[]): AddAnswer['routes'] {
+  return ips.flatMap((h) => (h.routes ?? []).map((r) => ({ dst: r.dst, gw: r.gw })));
+}
+
+/**
+ * The node agent's logic: turns CNI ADD, DEL and CHECK into updates and queries of the pod's lifecycle
+ * workflow. ADD has a bounded deadline; a DEL that cannot reach Temporal goes to the on-node spool and is
+ * replayed, so it is never lost.
+ */
+export function createAgent(options: AgentOptions) {
+  const { client } = options;
+  const taskQueue = options.taskQueue ?? TASK_QUEUE;
+  const log = options.log ?? (() => {});
+
+  async function add(body: unknown): Promise<AddAnswer> {
+    const ref = validatePodRef(body);
+    const request = body as AddRequest;
+    const podName = `${ref.podNamespace}/${ref.podName}`;
+    const start = new WithStartWorkflowOperation<typeof podIPLifecycle>('podIPLifecycle', {
+      workflowId: podLifecycleWorkflowId(ref.podNamespace, ref.podName),
+      taskQueue,
+      args: [{ namespace: ref.podNamespace, pod: ref.podName }],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      typedSearchAttributes: [
+        { key: TidepoolPod, value: podName },
+        { key: TidepoolPodUID, value: ref.podUID },
+        { key: TidepoolState, value: 'Allocating' },
+        ...(options.nodeName ? [{ key: TidepoolNode, value: options.nodeName }] : []),
+      ],
+      staticSummary: `IPs of pod ${podName}`,
+    });
+    try {
+      const result = await client.withDeadline(Date.now() + options.addTimeoutMs, () =>
+        client.workflow.executeUpdateWithStart(allocateUpdate, {
+          args: [
+            {
+              podUID: ref.podUID,
+              containerID: ref.containerID,
+              interface: ref.ifName,
+              netconfDefaults: { ipv4: request.defaultPools?.ipv4 ?? [], ipv6: request.defaultPools?.ipv6 ?? [] },
+            },
+          ],
+          startWorkflowOperation: start,
+        }),
+      );
+      return {
+        ips: result.ips.map((h) => ({
+          address: h.address,
+          version: h.version,
+          pool: h.pool,
+          ...(h.gateway ? { gateway: h.gateway } : {}),
+          ...(h.vlan !== undefined ? { vlan: h.vlan } : {}),
+        })),
+        routes: routesOf(result.ips),
+      };
+    } catch (error) {
+      if (error instanceof WorkflowUpdateFailedError) {
+        const cause = error.cause;
+        const type = cause instanceof ApplicationFailure ? cause.type ?? '' : '';
+        const code = FAILURE_CODES[type] ?? CNI_CODES.invalidEnvironment;
+        throw new CniError(code, cause?.message ?? error.message);
+      }
+      if (isUnreachable(error)) {
+        throw new CniError(
+          CNI_CODES.tryAgainLater,
+          `Tidepool did not allocate an IP for pod ${podName} within ${options.addTimeoutMs / 1000} s: ` +
+            `is Temporal reachable at ${options.temporalAddress} and a tidepool worker polling task queue ${taskQueue}?`,
+          (error as Error).message,
+        );
+      }
+      throw error;
+    }
+  }
+
+  /** Releases through the lifecycle; returns false when Temporal could not be reached (the caller spools). */
+  async function release(ref: PodRef): Promise<boolean> {
+    const handle = client.workflow.getHandle(podLifecycleWorkflowId(ref.podNamespace, ref.podName));
+    try {
+      const result = await client.withDeadline(Date.now() + options.delTimeoutMs, () =>
+        handle.executeUpdate(releaseUpdate, {
+          args: [{ podUID: ref.podUID, containerID: ref.containerID, interface: ref.ifName }],
+        }),
+      );
+      log('info', 'CNI DEL', { pod: `${ref.podNamespace}/${ref.podName}`, interface: ref.ifName, ...result });
+      return true;
+    } catch (error) {
+      // No lifecycle, or one that has ended: the pod holds nothing, and DEL must succeed.
+      if (error instanceof WorkflowNotFoundError) return true;
+      if (isGrpcServiceError(error) && error.code === 9) return true;
+      if (error instanceof WorkflowUpdateFailedError) {
+        throw new CniError(CNI_CODES.invalidEnvironment, error.cause?.message ?? error.message);
+      }
+      if (isUnreachable(error)) return false;
+      throw error;
+    }
+  }
+
+  async function del(body: unknown): Promise<{ spooled: boolean }> {
+    const ref = validatePodRef(body);
+    if (await release(ref)) return { spooled: false };
+    const path = await spoolDel(options.spoolDir, {
+      containerID: ref.containerID,
+      ifName: ref.ifName,
+      podNamespace: ref.podNamespace,
+      podName: ref.podName,
+      podUID: ref.podUID,
+    });
+    log('warn', 'Temporal unreachable on CNI DEL; spooled for replay', { path });
+    return { spooled: true };
+  }
+
+  async function check(body: unknown): Promise<void> {
+    const ref = validatePodRef(body);
+    const podName = `${ref.podNamespace}/${ref.podName}`;
+    let state;
+    try {
+      state = await client.withDeadline(Date.now() + options.delTimeoutMs, () =>
+        client.workflow.getHandle(podLifecycleWorkflowId(ref.podNamespace, ref.podName)).query(stateQuery),
+      );
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) {
+        throw new CniError(CNI_CODES.notAllocated, `Tidepool holds no IP for pod ${podName}`);
+      }
+      if (isUnreachable(error)) {
+        throw new CniError(CNI_CODES.tryAgainLater, `Temporal is not reachable at ${options.temporalAddress}`, (error as Error).message);
+      }
+      throw error;
+    }
+    const held = state.interfaces[ref.ifName];
+    if (state.podUID !== ref.podUID || !held || held.containerID !== ref.containerID) {
+      throw new CniError(CNI_CODES.notAllocated, `Tidepool holds no IP for container ${ref.containerID} interface ${ref.ifName} of pod ${podName}`);
+    }
+    const expected = (body as CheckRequest).ips ?? [];
+    const actual = held.ips.map((h) => h.address);
+    const missing = expected.filter((address) => !actual.includes(address));
+    if (missing.length > 0) {
+      throw new CniError(CNI_CODES.notAllocated, `pod ${podName} ${ref.ifName} does not hold ${missing.join(', ')}; it holds ${actual.join(', ')}`);
+    }
+  }
+
+  /** Replays spooled DELs, oldest first; keeps those Temporal still cannot take. */
+  async function replaySpool(): Promise<{ replayed: number; pending: number }> {
+    let replayed = 0;
+    let pending = 0;
+    for (const { path, request } of await listSpooledDels(options.spoolDir)) {
+      try {
+        if (await release(request)) {
+          await removeSpooledDel(path);
+          replayed++;
+        } else {
+          pending++;
+        }
+      } catch (error) {
+        log('error', 'spooled DEL rejected; removing it', { path, error: (error as Error).message });
+        await removeSpooledDel(path);
+      }
+    }
+    return { replayed, pending };
+  }
+
+  return { add, del, check, replaySpool };
+}
+
+export type Agent = ReturnType<typeof createAgent>;

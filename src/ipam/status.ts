@@ -1,0 +1,143 @@
+import type { AllocationRecord, IPPool, IPPoolStatus } from '../k8s/types.ts';
+import { canonicalIP } from './ip.ts';
+import { chooseFreeIP, ipSetOf, isTerminating, type PoolAddresses } from './pool.ts';
+import type { IPSet } from './ranges.ts';
+
+/** The most records one pool's status holds, to keep the object well under etcd's 1.5 MiB limit. */
+export const MAX_RECORDS_PER_POOL = 5000;
+
+export interface AllocationRequest {
+  /** `namespace/name` */
+  pod: string;
+  podUID: string;
+  containerID: string;
+  interface: string;
+  node?: string;
+  /**
+   * A StatefulSet pod re-created under the same name: take over the record that the previous pod (this UID)
+   * holds on the same interface, so the pod keeps its IP.
+   */
+  adoptFromUID?: string;
+}
+
+export type AllocationOutcome =
+  | { kind: 'allocated'; ip: string }
+  /** The pod already holds an IP of this pool on this interface (a repeated ADD, or adoption). */
+  | { kind: 'existing'; ip: string }
+  | { kind: 'exhausted' }
+  | { kind: 'unavailable'; reason: string };
+
+export type ReleaseOutcome =
+  | { kind: 'released' }
+  /** Nothing to do: no record for this IP. */
+  | { kind: 'not-held' }
+  /** The IP now belongs to another pod (or container): left alone. */
+  | { kind: 'held-by-other'; holder: AllocationRecord };
+
+export interface StatusOptions {
+  /** RFC 3339 time of this write. */
+  now: string;
+  /** How long a released IP waits before it is handed out again (0: at once). */
+  cooldownMs: number;
+}
+
+function copyStatus(status: IPPoolStatus | undefined): Required<Pick<IPPoolStatus, 'allocatedIPs' | 'releasedIPs'>> {
+  return { allocatedIPs: { ...status?.allocatedIPs }, releasedIPs: { ...status?.releasedIPs } };
+}
+
+function finish(
+  addresses: PoolAddresses,
+  maps: Required<Pick<IPPoolStatus, 'allocatedIPs' | 'releasedIPs'>>,
+  options: StatusOptions,
+): IPPoolStatus {
+  const now = Date.parse(options.now);
+  const releasedIPs = Object.fromEntries(
+    Object.entries(maps.releasedIPs).filter(
+      ([ip, at]) => options.cooldownMs > 0 && now - Date.parse(at) < options.cooldownMs && !(ip in maps.allocatedIPs),
+    ),
+  );
+  const total = addresses.allocatable.size();
+  return {
+    allocatedIPs: maps.allocatedIPs,
+    ...(Object.keys(releasedIPs).length > 0 ? { releasedIPs } : {}),
+    allocatedIPCount: Object.keys(maps.allocatedIPs).length,
+    totalIPCount: total > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(total),
+  };
+}
+
+/** Recomputes the counts (and prunes expired cooldowns) without changing any record. */
+export function normalizedStatus(pool: IPPool, addresses: PoolAddresses, options: StatusOptions): IPPoolStatus {
+  return finish(addresses, copyStatus(pool.status), options);
+}
+
+/**
+ * Allocates one IP of `pool` for `request`, on a copy of the pool's status. Idempotent per (pod UID,
+ * interface): a pod that already holds an IP of this pool on that interface gets the same IP back.
+ */
+export function allocateInStatus(
+  pool: IPPool,
+  addresses: PoolAddresses,
+  reserved: IPSet,
+  request: AllocationRequest,
+  options: StatusOptions,
+): { status: IPPoolStatus; outcome: AllocationOutcome } {
+  const maps = copyStatus(pool.status);
+  const records = maps.allocatedIPs;
+  const same = (record: AllocationRecord, uid: string) =>
+    record.podUID === uid && record.pod === request.pod && (record.interface ?? '') === request.interface;
+
+  for (const uid of [request.podUID, request.adoptFromUID]) {
+    if (uid === undefined) continue;
+    const held = Object.entries(records).find(([, record]) => same(record, uid));
+    if (held) {
+      const [ip, record] = held;
+      records[ip] = { ...record, podUID: request.podUID, containerID: request.containerID, node: request.node ?? record.node };
+      return { status: finish(addresses, maps, options), outcome: { kind: 'existing', ip } };
+    }
+  }
+
+  if (isTerminating(pool)) return { status: pool.status ?? {}, outcome: { kind: 'unavailable', reason: 'it is being deleted' } };
+  if (pool.spec.disable) return { status: pool.status ?? {}, outcome: { kind: 'unavailable', reason: 'it is disabled' } };
+  if (Object.keys(records).length >= MAX_RECORDS_PER_POOL) {
+    return { status: pool.status ?? {}, outcome: { kind: 'unavailable', reason: `it holds the maximum of ${MAX_RECORDS_PER_POOL} records` } };
+  }
+
+  const now = Date.parse(options.now);
+  const cooling = Object.entries(maps.releasedIPs)
+    .filter(([, at]) => options.cooldownMs > 0 && now - Date.parse(at) < options.cooldownMs)
+    .map(([ip]) => ip);
+  const taken = ipSetOf(addresses.family, [...Object.keys(records), ...cooling]);
+  const ip = chooseFreeIP(addresses, reserved, taken);
+  if (ip === undefined) return { status: pool.status ?? {}, outcome: { kind: 'exhausted' } };
+  records[ip] = {
+    pod: request.pod,
+    podUID: request.podUID,
+    containerID: request.containerID,
+    interface: request.interface,
+    ...(request.node ? { node: request.node } : {}),
+    allocatedAt: options.now,
+  };
+  return { status: finish(addresses, maps, options), outcome: { kind: 'allocated', ip } };
+}
+
+/**
+ * Compare-and-delete: removes the record of `ip` only while it still names `podUID` (and `containerID`,
+ * when given), so an IP already handed to another pod is never released by a late or repeated release.
+ */
+export function releaseInStatus(
+  pool: IPPool,
+  addresses: PoolAddresses,
+  release: { ip: string; podUID: string; containerID?: string },
+  options: StatusOptions,
+): { status: IPPoolStatus; outcome: ReleaseOutcome } {
+  const maps = copyStatus(pool.status);
+  const ip = canonicalIP(release.ip);
+  const record = maps.allocatedIPs[ip];
+  if (!record) return { status: finish(addresses, maps, options), outcome: { kind: 'not-held' } };
+  if (record.podUID !== release.podUID || (release.containerID && record.containerID && record.containerID !== release.containerID)) {
+    return { status: finish(addresses, maps, options), outcome: { kind: 'held-by-other', holder: record } };
+  }
+  delete maps.allocatedIPs[ip];
+  if (options.cooldownMs > 0) maps.releasedIPs[ip] = options.now;
+  return { status: finish(addresses, maps, options), outcome: { kind: 'released' } };
+}

@@ -1,0 +1,1 @@
+export { podIPLifecycle } from './pod-ip-lifecycle.ts';

@@ -1,0 +1,35 @@
+import { fileURLToPath } from 'node:url';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { Worker, type NativeConnection } from '@temporalio/worker';
+import { createActivities } from '../src/activities/index.ts';
+import { PoolWriter } from '../src/activities/pool-writer.ts';
+import { TidepoolClient } from '../src/k8s/client.ts';
+import { TASK_QUEUE } from '../src/temporal/names.ts';
+
+export const WORKFLOWS_PATH = fileURLToPath(new URL('../src/workflows/index.ts', import.meta.url));
+
+export interface TidepoolWorkerOptions {
+  connection: NativeConnection;
+  namespace: string;
+  kubeConfig: KubeConfig;
+  reuseCooldownMs: number;
+  shutdownGraceMs: number;
+  taskQueue?: string;
+}
+
+/** The Tidepool worker: the lifecycle workflows and their activities on task queue `tidepool`. */
+export async function createTidepoolWorker(options: TidepoolWorkerOptions): Promise<{ worker: Worker; writer: PoolWriter }> {
+  const writer = new PoolWriter(new TidepoolClient(options.kubeConfig), { cooldownMs: options.reuseCooldownMs });
+  const worker = await Worker.create({
+    connection: options.connection,
+    namespace: options.namespace,
+    taskQueue: options.taskQueue ?? TASK_QUEUE,
+    workflowsPath: WORKFLOWS_PATH,
+    activities: createActivities({ kubeConfig: options.kubeConfig, writer }),
+    // In-flight allocations finish before a rolling update stops the worker.
+    shutdownGraceTime: options.shutdownGraceMs,
+    maxConcurrentLocalActivityExecutions: 200,
+    maxConcurrentWorkflowTaskExecutions: 100,
+  });
+  return { worker, writer };
+}
