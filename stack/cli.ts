@@ -8,14 +8,15 @@ Local stack is up.
   Kubernetes API server  ${info.apiServer}
   kubectl                export KUBECONFIG=${info.kubeconfig}
   Temporal               ${info.temporalAddress} (namespace ${info.temporalNamespace})
-  Temporal UI            ${info.temporalUi}
+  Temporal UI            ${info.temporalUi}${info.agentSocket ? `
+  Tidepool               worker on task queue tidepool; node agent at ${info.agentSocket}` : ''}
   State and logs         ${info.dir}`);
 }
 
 async function main(command: string | undefined): Promise<number> {
   switch (command) {
     case 'up':
-      printInfo(await up(undefined, log));
+      printInfo(await up(undefined, log, { tidepool: !process.argv.includes('--stack-only') }));
       return 0;
     case 'down':
       await down(undefined, log);
@@ -33,7 +34,7 @@ async function main(command: string | undefined): Promise<number> {
       return components.every((c) => c.pid !== undefined) ? 0 : 3;
     }
     default:
-      console.error('usage: stack up|down|status|reset');
+      console.error('usage: stack up [--stack-only]|down|status|reset');
       return 2;
   }
 }

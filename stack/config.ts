@@ -55,6 +55,8 @@ export function stackPaths(config: StackConfig = stackConfig) {
     pids: path.join(dir, 'pids'),
     temporalDb: path.join(dir, 'temporal.sqlite'),
     info: path.join(dir, 'stack.json'),
+    agentSocket: path.join(dir, 'agent', 'agent.sock'),
+    cniSpool: path.join(dir, 'agent', 'cni-spool'),
     // etcd's data lives on tmpfs: Debian's etcd 3.4 has no --unsafe-no-fsync, and fsync on disk is slow.
     etcdData: path.join('/dev/shm', `tidepool-etcd-${Buffer.from(dir).toString('base64url').slice(-24)}`),
   };

@@ -9,6 +9,8 @@ export interface ProcessSpec {
   command: string;
   args: string[];
   env?: Record<string, string>;
+  /** Text the process's command line must contain to count as ours (default: the command's file name). */
+  match?: string;
 }
 
 function pidFile(paths: StackPaths, name: string): string {
@@ -40,11 +42,11 @@ function commandLine(pid: number): string {
  * The pid of a process this stack started, if it still runs. A pid file whose process is gone, or whose pid
  * now belongs to another program, is stale and removed.
  */
-export function runningPid(paths: StackPaths, spec: Pick<ProcessSpec, 'name' | 'command'>): number | undefined {
+export function runningPid(paths: StackPaths, spec: Pick<ProcessSpec, 'name' | 'command' | 'match'>): number | undefined {
   const file = pidFile(paths, spec.name);
   if (!existsSync(file)) return undefined;
   const pid = Number(readFileSync(file, 'utf8').trim());
-  if (Number.isInteger(pid) && pid > 0 && alive(pid) && commandLine(pid).includes(path.basename(spec.command))) {
+  if (Number.isInteger(pid) && pid > 0 && alive(pid) && commandLine(pid).includes(spec.match ?? path.basename(spec.command))) {
     return pid;
   }
   rmSync(file, { force: true });
@@ -74,7 +76,7 @@ export function startProcess(paths: StackPaths, spec: ProcessSpec): number {
 /** Stops a process this stack started: SIGTERM to its process group, SIGKILL after the grace period. */
 export async function stopProcess(
   paths: StackPaths,
-  spec: Pick<ProcessSpec, 'name' | 'command'>,
+  spec: Pick<ProcessSpec, 'name' | 'command' | 'match'>,
   graceMs = 10_000,
 ): Promise<boolean> {
   const pid = runningPid(paths, spec);
@@ -113,7 +115,7 @@ export function tail(file: string, lines = 15): string {
  */
 export async function waitReady(
   paths: StackPaths,
-  spec: Pick<ProcessSpec, 'name' | 'command'>,
+  spec: Pick<ProcessSpec, 'name' | 'command' | 'match'>,
   check: () => Promise<boolean>,
   timeoutMs: number,
 ): Promise<void> {

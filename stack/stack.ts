@@ -6,6 +6,7 @@ import { Connection } from '@temporalio/client';
 import { KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { applyManifests, readManifests, waitForCrdsEstablished } from '../src/k8s/apply.ts';
+import { TASK_QUEUE } from '../src/temporal/names.ts';
 import { devServerSearchAttributeArgs, ensureSearchAttributes } from '../src/temporal/search-attributes.ts';
 import { stackConfig, stackPaths, type StackConfig, type StackPaths } from './config.ts';
 import { ensurePki } from './pki.ts';
@@ -20,6 +21,8 @@ export interface StackInfo {
   temporalNamespace: string;
   temporalUi: string;
   dir: string;
+  /** Present when `up` started Tidepool's worker and node agent too. */
+  agentSocket?: string;
 }
 
 /** The controllers kube-controller-manager runs. No node-ipam-controller: Tidepool is the IPAM. */
@@ -123,6 +126,49 @@ function components(config: StackConfig, paths: StackPaths): ProcessSpec[] {
   ];
 }
 
+/** Tidepool itself on the stack: the worker and one node agent, run from source with the project's Node.js. */
+function tidepoolComponents(config: StackConfig, paths: StackPaths): ProcessSpec[] {
+  const env = {
+    TEMPORAL_ADDRESS: `${config.host}:${config.ports.temporal}`,
+    TEMPORAL_NAMESPACE: config.temporalNamespace,
+    KUBECONFIG: paths.kubeconfig,
+  };
+  return [
+    { name: 'tidepool-worker', command: process.execPath, args: [path.join(config.root, 'worker', 'main.ts')], match: 'worker/main.ts', env },
+    {
+      name: 'tidepool-agent',
+      command: process.execPath,
+      args: [path.join(config.root, 'src', 'agent', 'main.ts')],
+      match: 'agent/main.ts',
+      env: { ...env, TIDEPOOL_AGENT_SOCKET: paths.agentSocket, TIDEPOOL_SPOOL_DIR: paths.cniSpool, NODE_NAME: 'local' },
+    },
+  ];
+}
+
+function unixSocketStatus(socketPath: string, urlPath: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const request = http.get({ socketPath, path: urlPath, timeout: 2000 }, (response) => {
+      response.resume();
+      resolve(response.statusCode ?? 0);
+    });
+    request.on('timeout', () => request.destroy(new Error('timed out')));
+    request.on('error', reject);
+  });
+}
+
+async function workerPolling(config: StackConfig): Promise<boolean> {
+  const connection = await Connection.connect({ address: `${config.host}:${config.ports.temporal}`, connectTimeout: 2000 });
+  try {
+    const queue = await connection.workflowService.describeTaskQueue({
+      namespace: config.temporalNamespace,
+      taskQueue: { name: TASK_QUEUE },
+    });
+    return (queue.pollers ?? []).length > 0;
+  } finally {
+    await connection.close();
+  }
+}
+
 function adminToken(paths: StackPaths): string {
   return readFileSync(paths.adminToken, 'utf8').trim();
 }
@@ -186,8 +232,29 @@ async function temporalReady(config: StackConfig): Promise<boolean> {
 
 type Log = (line: string) => void;
 
-/** Starts whatever part of the stack is not running, waits until each part is ready, installs the CRDs. */
-export async function up(config: StackConfig = stackConfig, log: Log = () => {}): Promise<StackInfo> {
+async function startAndWait(
+  paths: StackPaths,
+  spec: ProcessSpec,
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  log: Log,
+): Promise<void> {
+  const pid = runningPid(paths, spec);
+  if (pid !== undefined) {
+    log(`${spec.name}: already running (pid ${pid})`);
+  } else {
+    log(`${spec.name}: starting, log ${logFile(paths, spec.name)}`);
+    startProcess(paths, spec);
+  }
+  await waitReady(paths, spec, check, timeoutMs);
+  log(`${spec.name}: ready`);
+}
+
+/**
+ * Starts whatever part of the stack is not running, waits until each part is ready and installs the CRDs;
+ * with `tidepool: true` also Tidepool's worker and node agent.
+ */
+export async function up(config: StackConfig = stackConfig, log: Log = () => {}, options: { tidepool?: boolean } = {}): Promise<StackInfo> {
   const paths = stackPaths(config);
   for (const binary of ['kube-apiserver', 'kube-controller-manager', 'temporal']) {
     if (!existsSync(path.join(config.binDir, binary))) {
@@ -218,16 +285,8 @@ export async function up(config: StackConfig = stackConfig, log: Log = () => {})
     temporal: { check: () => temporalReady(config), timeoutMs: 60_000 },
   };
   for (const spec of components(config, paths)) {
-    const pid = runningPid(paths, spec);
-    if (pid !== undefined) {
-      log(`${spec.name}: already running (pid ${pid})`);
-    } else {
-      log(`${spec.name}: starting, log ${logFile(paths, spec.name)}`);
-      startProcess(paths, spec);
-    }
     const { check, timeoutMs } = readiness[spec.name]!;
-    await waitReady(paths, spec, check, timeoutMs);
-    log(`${spec.name}: ready`);
+    await startAndWait(paths, spec, check, timeoutMs, log);
   }
 
   const connection = await Connection.connect({ address: `${config.host}:${config.ports.temporal}` });
@@ -245,6 +304,12 @@ export async function up(config: StackConfig = stackConfig, log: Log = () => {})
   await waitForCrdsEstablished(kubeConfig, crds.map((crd) => crd.metadata!.name!));
   log(`crds: ${crds.map((crd) => crd.metadata!.name).join(', ')} established`);
 
+  if (options.tidepool) {
+    const [worker, agent] = tidepoolComponents(config, paths);
+    await startAndWait(paths, worker!, () => workerPolling(config), 120_000, log);
+    await startAndWait(paths, agent!, async () => (await unixSocketStatus(paths.agentSocket, '/healthz')) === 200, 30_000, log);
+  }
+
   const info: StackInfo = {
     apiServer: apiServerUrl(config),
     kubeconfig: paths.kubeconfig,
@@ -253,6 +318,7 @@ export async function up(config: StackConfig = stackConfig, log: Log = () => {})
     temporalNamespace: config.temporalNamespace,
     temporalUi: `http://${config.host}:${config.ports.temporalUi}`,
     dir: paths.dir,
+    ...(options.tidepool ? { agentSocket: paths.agentSocket } : {}),
   };
   writeFileSync(paths.info, `${JSON.stringify(info, null, 2)}\n`);
   return info;
@@ -261,7 +327,7 @@ export async function up(config: StackConfig = stackConfig, log: Log = () => {})
 /** Stops the processes this stack started (by pid file), last started first. Keeps their data. */
 export async function down(config: StackConfig = stackConfig, log: Log = () => {}): Promise<void> {
   const paths = stackPaths(config);
-  for (const spec of components(config, paths).reverse()) {
+  for (const spec of [...components(config, paths), ...tidepoolComponents(config, paths)].reverse()) {
     if (await stopProcess(paths, spec)) log(`${spec.name}: stopped`);
   }
   rmSync(paths.info, { force: true });
@@ -283,9 +349,11 @@ export interface ComponentStatus {
   log: string;
 }
 
+/** The stack's processes; Tidepool's worker and agent are listed when they run. */
 export function status(config: StackConfig = stackConfig): ComponentStatus[] {
   const paths = stackPaths(config);
-  return components(config, paths).map((spec) => ({
+  const tidepool = tidepoolComponents(config, paths).filter((spec) => runningPid(paths, spec) !== undefined);
+  return [...components(config, paths), ...tidepool].map((spec) => ({
     name: spec.name,
     pid: runningPid(paths, spec),
     log: logFile(paths, spec.name),

@@ -7,7 +7,7 @@ import { IPAMInputError, parseIP, type Family } from '../ipam/ip.ts';
 import { addressWithPrefix, poolAddresses } from '../ipam/pool.ts';
 import { IPSet } from '../ipam/ranges.ts';
 import { choosePools, PoolSelectionError } from '../ipam/selection.ts';
-import { PoolNotFoundError, PoolWriter } from './pool-writer.ts';
+import { PoolNotFoundError, type PoolWriter } from './pool-writer.ts';
 import {
   FailureType,
   type AllocateIPsInput,

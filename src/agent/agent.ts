@@ -7,6 +7,8 @@ import {
   WorkflowUpdateRPCTimeoutOrCancelledError,
   type Client,
 } from '@temporalio/client';
+import type { AgentAddRequest, AgentAddResponse, AgentAttachment, AgentCheckRequest } from '../cni/agent-api.ts';
+import { interfaceNameProblem } from '../cni/interface-name.ts';
 import { listSpooledDels, removeSpooledDel, spoolDel } from '../cni/spool.ts';
 import { FailureType, type HeldIP } from '../activities/types.ts';
 import { podLifecycleWorkflowId, TASK_QUEUE, TidepoolNode, TidepoolPod, TidepoolPodUID, TidepoolState } from '../temporal/names.ts';
@@ -45,28 +47,6 @@ const FAILURE_CODES: Record<string, number> = {
   [FailureType.InvalidPool]: CNI_CODES.invalidPool,
 };
 
-export interface PodRef {
-  containerID: string;
-  ifName: string;
-  podNamespace: string;
-  podName: string;
-  podUID: string;
-}
-
-export interface AddRequest extends PodRef {
-  netns?: string;
-  defaultPools?: { ipv4?: string[]; ipv6?: string[] };
-}
-
-export interface CheckRequest extends PodRef {
-  ips?: string[];
-}
-
-export interface AddAnswer {
-  ips: { address: string; version: 4 | 6; gateway?: string; pool: string; vlan?: number }[];
-  routes: { dst: string; gw?: string }[];
-}
-
 export interface AgentOptions {
   client: Client;
   temporalAddress: string;
@@ -78,10 +58,8 @@ export interface AgentOptions {
   log?: (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 }
 
-const INTERFACE_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
-
 /** Checks the fields the CNI plugin derives from CNI_* and CNI_ARGS; throws CniError code 4 naming them. */
-export function validatePodRef(body: unknown): PodRef {
+export function validateAttachment(body: unknown): AgentAttachment {
   const record = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
   const missing = ['containerID', 'ifName', 'podNamespace', 'podName', 'podUID'].filter(
     (field) => typeof record[field] !== 'string' || record[field] === '',
@@ -89,10 +67,11 @@ export function validatePodRef(body: unknown): PodRef {
   if (missing.length > 0) {
     throw new CniError(CNI_CODES.invalidEnvironment, `request is missing ${missing.join(', ')}`);
   }
-  if (!INTERFACE_NAME.test(record.ifName as string)) {
-    throw new CniError(CNI_CODES.invalidEnvironment, `CNI_IFNAME ${JSON.stringify(record.ifName)} is not a Linux interface name`);
+  const problem = interfaceNameProblem(record.ifName as string);
+  if (problem) {
+    throw new CniError(CNI_CODES.invalidEnvironment, `CNI_IFNAME ${JSON.stringify(record.ifName)} is not a valid interface name: it ${problem}`);
   }
-  return record as unknown as PodRef;
+  return record as unknown as AgentAttachment;
 }
 
 function isUnreachable(error: unknown): boolean {
@@ -103,7 +82,7 @@ function isUnreachable(error: unknown): boolean {
   );
 }
 
-function routesOf(ips: HeldIP[]): AddAnswer['routes'] {
+function routesOf(ips: HeldIP[]): AgentAddResponse['routes'] {
   return ips.flatMap((h) => (h.routes ?? []).map((r) => ({ dst: r.dst, gw: r.gw })));
 }
 
@@ -117,9 +96,9 @@ export function createAgent(options: AgentOptions) {
   const taskQueue = options.taskQueue ?? TASK_QUEUE;
   const log = options.log ?? (() => {});
 
-  async function add(body: unknown): Promise<AddAnswer> {
-    const ref = validatePodRef(body);
-    const request = body as AddRequest;
+  async function add(body: unknown): Promise<AgentAddResponse> {
+    const ref = validateAttachment(body);
+    const request = body as Partial<AgentAddRequest>;
     const podName = `${ref.podNamespace}/${ref.podName}`;
     const start = new WithStartWorkflowOperation<typeof podIPLifecycle>('podIPLifecycle', {
       workflowId: podLifecycleWorkflowId(ref.podNamespace, ref.podName),
@@ -178,7 +157,7 @@ export function createAgent(options: AgentOptions) {
   }
 
   /** Releases through the lifecycle; returns false when Temporal could not be reached (the caller spools). */
-  async function release(ref: PodRef): Promise<boolean> {
+  async function release(ref: AgentAttachment): Promise<boolean> {
     const handle = client.workflow.getHandle(podLifecycleWorkflowId(ref.podNamespace, ref.podName));
     try {
       const result = await client.withDeadline(Date.now() + options.delTimeoutMs, () =>
@@ -201,7 +180,7 @@ export function createAgent(options: AgentOptions) {
   }
 
   async function del(body: unknown): Promise<{ spooled: boolean }> {
-    const ref = validatePodRef(body);
+    const ref = validateAttachment(body);
     if (await release(ref)) return { spooled: false };
     const path = await spoolDel(options.spoolDir, {
       containerID: ref.containerID,
@@ -215,7 +194,7 @@ export function createAgent(options: AgentOptions) {
   }
 
   async function check(body: unknown): Promise<void> {
-    const ref = validatePodRef(body);
+    const ref = validateAttachment(body);
     const podName = `${ref.podNamespace}/${ref.podName}`;
     let state;
     try {
@@ -235,7 +214,7 @@ export function createAgent(options: AgentOptions) {
     if (state.podUID !== ref.podUID || !held || held.containerID !== ref.containerID) {
       throw new CniError(CNI_CODES.notAllocated, `Tidepool holds no IP for container ${ref.containerID} interface ${ref.ifName} of pod ${podName}`);
     }
-    const expected = (body as CheckRequest).ips ?? [];
+    const expected = (body as Partial<AgentCheckRequest>).ips ?? [];
     const actual = held.ips.map((h) => h.address);
     const missing = expected.filter((address) => !actual.includes(address));
     if (missing.length > 0) {
@@ -247,7 +226,10 @@ export function createAgent(options: AgentOptions) {
   async function replaySpool(): Promise<{ replayed: number; pending: number }> {
     let replayed = 0;
     let pending = 0;
-    for (const { path, request } of await listSpooledDels(options.spoolDir)) {
+    const spooled = await listSpooledDels(options.spoolDir, (corrupt) =>
+      log('error', 'corrupt spooled DEL moved aside', { ...corrupt }),
+    );
+    for (const { path, request } of spooled) {
       try {
         if (await release(request)) {
           await removeSpooledDel(path);

@@ -1,6 +1,7 @@
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
+import { AGENT_PATHS } from '../cni/agent-api.ts';
 import { CniError, type Agent } from './agent.ts';
 
 const MAX_BODY_BYTES = 64 * 1024;
@@ -42,9 +43,9 @@ function send(response: http.ServerResponse, status: number, body: unknown): voi
  */
 export async function serveAgent(agent: Agent, socketPath: string, onError: (error: Error) => void = () => {}): Promise<http.Server> {
   const routes: Record<string, (body: unknown) => Promise<unknown>> = {
-    '/v1/cni/add': (body) => agent.add(body),
-    '/v1/cni/del': async (body) => (await agent.del(body), {}),
-    '/v1/cni/check': async (body) => (await agent.check(body), {}),
+    [AGENT_PATHS.ADD]: (body) => agent.add(body),
+    [AGENT_PATHS.DEL]: async (body) => (await agent.del(body), {}),
+    [AGENT_PATHS.CHECK]: async (body) => (await agent.check(body), {}),
   };
   const server = http.createServer((request, response) => {
     if (request.method === 'GET' && request.url === '/healthz') return send(response, 200, { ok: true });

@@ -10,6 +10,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
+import { interfaceNameProblem } from '../cni/interface-name.ts';
 import type { HeldIP } from '../activities/types.ts';
 import { TidepoolIPs, TidepoolNode, TidepoolPod, TidepoolPodUID, TidepoolPools, TidepoolState } from '../temporal/names.ts';
 import {
@@ -31,15 +32,12 @@ const activities = proxyLocalActivities<Activities>({
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', nonRetryableErrorTypes: NON_RETRYABLE },
 });
 
-const INTERFACE_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
-
 function validateRequest(request: { podUID?: unknown; containerID?: unknown; interface?: unknown }): void {
   const problems: string[] = [];
   if (typeof request.podUID !== 'string' || request.podUID === '') problems.push('podUID is empty');
   if (typeof request.containerID !== 'string' || request.containerID === '') problems.push('containerID is empty');
-  if (typeof request.interface !== 'string' || !INTERFACE_NAME.test(request.interface)) {
-    problems.push(`interface ${JSON.stringify(request.interface)} is not a Linux interface name`);
-  }
+  const interfaceProblem = typeof request.interface === 'string' ? interfaceNameProblem(request.interface) : 'is not a string';
+  if (interfaceProblem) problems.push(`interface ${JSON.stringify(request.interface)} ${interfaceProblem}`);
   if (problems.length > 0) throw new Error(`invalid request: ${problems.join('; ')}`);
 }
 

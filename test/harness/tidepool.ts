@@ -5,7 +5,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
-import { createAgent } from '../../src/agent/agent.ts';
+import { createAgent, type Agent } from '../../src/agent/agent.ts';
 import { serveAgent } from '../../src/agent/server.ts';
 import type { PoolWriter } from '../../src/activities/pool-writer.ts';
 import { createTidepoolWorker } from '../../worker/worker.ts';
@@ -16,6 +16,7 @@ export interface TidepoolUnderTest {
   socketPath: string;
   spoolDir: string;
   client: Client;
+  agent: Agent;
   writer: PoolWriter;
   stop: () => Promise<void>;
 }
@@ -60,6 +61,7 @@ export async function startTidepool(options: { reuseCooldownMs?: number; addTime
     socketPath,
     spoolDir,
     client,
+    agent,
     writer,
     stop: async () => {
       await new Promise((resolve) => server.close(resolve));

@@ -1,0 +1,186 @@
+// npm run bench:alloc [-- --pods 300 --concurrency 1,10,100 --out bench/results/alloc.json --no-docs]
+// Measures CNI ADD latency and sustained allocation throughput on one pool of the local stack, with the
+// real tidepool-cni processes, the node agent and the worker; writes the figures to docs/benchmarks.md.
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Runtime, DefaultLogger } from '@temporalio/worker';
+import { createAgent } from '../src/agent/agent.ts';
+import { serveAgent } from '../src/agent/server.ts';
+import { TidepoolClient } from '../src/k8s/client.ts';
+import { up } from '../stack/stack.ts';
+import { createTidepoolWorker } from '../worker/worker.ts';
+import { buildCni } from '../scripts/build-cni.ts';
+import { markdownTable, percentile, replaceSection } from './report.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    pods: { type: 'string', default: '300' },
+    concurrency: { type: 'string', default: '1,10,100' },
+    'cold-starts': { type: 'string', default: '30' },
+    out: { type: 'string', default: 'bench/results/alloc.json' },
+    'no-docs': { type: 'boolean', default: false },
+  },
+});
+const podsPerLevel = Number(args.pods);
+const levels = args.concurrency.split(',').map(Number);
+const root = path.resolve(import.meta.dirname, '..');
+const cni = path.join(root, 'dist', 'tidepool-cni');
+
+Runtime.install({ logger: new DefaultLogger('WARN') });
+
+function spawnCni(command: string, env: Record<string, string>, stdin: string): Promise<{ ms: number; code: number; stdout: string }> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const child = execFile(cni, [], { env: { PATH: process.env.PATH ?? '', CNI_COMMAND: command, ...env } }, (error, stdout) => {
+      resolve({ ms: performance.now() - started, code: error ? Number(error.code) || 1 : 0, stdout });
+    });
+    child.stdin!.end(stdin);
+  });
+}
+
+async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  }));
+}
+
+async function main(): Promise<void> {
+  console.log('bench:alloc: building tidepool-cni and bringing the stack up');
+  await buildCni();
+  const info = await up();
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(info.kubeconfig);
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const tidepool = new TidepoolClient(kubeConfig);
+  const tag = randomBytes(3).toString('hex');
+  const taskQueue = `bench-alloc-${tag}`;
+  const dir = path.join(os.tmpdir(), `tidepool-bench-${tag}`);
+  mkdirSync(dir, { recursive: true });
+  const socketPath = path.join(dir, 'agent.sock');
+
+  const workerConnection = await NativeConnection.connect({ address: info.temporalAddress });
+  const { worker, writer } = await createTidepoolWorker({
+    connection: workerConnection, namespace: info.temporalNamespace, kubeConfig, reuseCooldownMs: 0, shutdownGraceMs: 5000, taskQueue,
+  });
+  const running = worker.run();
+  const connection = await Connection.connect({ address: info.temporalAddress });
+  const agent = createAgent({
+    client: new Client({ connection, namespace: info.temporalNamespace }),
+    temporalAddress: info.temporalAddress, nodeName: 'bench', addTimeoutMs: 60_000, delTimeoutMs: 30_000, spoolDir: path.join(dir, 'spool'), taskQueue,
+  });
+  const agentTimes: number[] = [];
+  const timedAgent = {
+    ...agent,
+    add: async (body: unknown) => {
+      const started = performance.now();
+      try {
+        return await agent.add(body);
+      } finally {
+        agentTimes.push(performance.now() - started);
+      }
+    },
+  };
+  const server = await serveAgent(timedAgent, socketPath);
+
+  const namespace = `bench-${tag}`;
+  await core.createNamespace({ body: { metadata: { name: namespace } } });
+  for (let i = 0; ; i++) {
+    try {
+      await core.readNamespacedServiceAccount({ name: 'default', namespace });
+      break;
+    } catch {
+      if (i > 100) throw new Error(`ServiceAccount ${namespace}/default never appeared`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  const totalPods = podsPerLevel * levels.length;
+  const poolName = `bench-${tag}`;
+  await tidepool.createPool(poolName, { subnet: '10.200.0.0/16', ips: ['10.200.0.1-10.200.255.254'] });
+  const netconf = JSON.stringify({ cniVersion: '1.0.0', name: 'bench', type: 'macvlan', ipam: { type: 'tidepool', agent_socket: socketPath, spool_dir: path.join(dir, 'spool'), default_ipv4_ippool: [poolName] } });
+
+  console.log(`bench:alloc: creating ${totalPods} pods`);
+  const pods: { name: string; uid: string }[] = [];
+  await pool(Array.from({ length: totalPods }, (_, i) => i), 20, async (i) => {
+    const pod = await core.createNamespacedPod({ namespace, body: { metadata: { name: `p-${i}` }, spec: { containers: [{ name: 'c', image: 'registry.invalid/pause:1' }] } } });
+    pods[i] = { name: `p-${i}`, uid: pod.metadata!.uid! };
+  });
+
+  const coldStarts: number[] = [];
+  for (let i = 0; i < Number(args['cold-starts']); i++) coldStarts.push((await spawnCni('VERSION', {}, '{"cniVersion":"1.0.0"}')).ms);
+
+  const results = [];
+  for (const [level, concurrency] of levels.entries()) {
+    const batch = pods.slice(level * podsPerLevel, (level + 1) * podsPerLevel);
+    const latencies: number[] = [];
+    agentTimes.length = 0;
+    const before = { ...writer.stats };
+    let failures = 0;
+    const started = performance.now();
+    await pool(batch, concurrency, async (pod) => {
+      const container = randomBytes(32).toString('hex');
+      const run = await spawnCni('ADD', {
+        CNI_CONTAINERID: container, CNI_NETNS: `/var/run/netns/${container.slice(0, 8)}`, CNI_IFNAME: 'eth0',
+        CNI_ARGS: `K8S_POD_NAMESPACE=${namespace};K8S_POD_NAME=${pod.name};K8S_POD_UID=${pod.uid}`,
+      }, netconf);
+      if (run.code !== 0) failures++;
+      latencies.push(run.ms);
+    });
+    const seconds = (performance.now() - started) / 1000;
+    const operations = writer.stats.operations - before.operations;
+    const row = {
+      concurrency,
+      adds: batch.length,
+      failures,
+      allocationsPerSecond: Math.round((batch.length / seconds) * 10) / 10,
+      addP50Ms: Math.round(percentile(latencies, 50)),
+      addP99Ms: Math.round(percentile(latencies, 99)),
+      agentP50Ms: Math.round(percentile(agentTimes, 50)),
+      statusWritesPerAllocation: Math.round(((writer.stats.writes - before.writes) / Math.max(1, operations)) * 100) / 100,
+      conflictRetriesPerAllocation: Math.round(((writer.stats.conflicts - before.conflicts) / Math.max(1, operations)) * 1000) / 1000,
+    };
+    results.push(row);
+    console.log(`bench:alloc: concurrency ${concurrency}: ${JSON.stringify(row)}`);
+  }
+
+  server.close();
+  worker.shutdown();
+  await running;
+  await workerConnection.close();
+  await connection.close();
+  await core.deleteNamespace({ name: namespace });
+  const p = await tidepool.getPool(poolName);
+  if (p) await tidepool.replacePoolStatus({ ...p, status: {} });
+  await tidepool.deletePool(poolName);
+
+  const report = {
+    date: new Date().toISOString(),
+    machine: `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node.js ${process.version}`,
+    command: `npm run bench:alloc -- --pods ${podsPerLevel} --concurrency ${args.concurrency}`,
+    cniColdStartP50Ms: Math.round(percentile(coldStarts, 50)),
+    cniColdStartP99Ms: Math.round(percentile(coldStarts, 99)),
+    results,
+  };
+  mkdirSync(path.dirname(path.resolve(root, args.out)), { recursive: true });
+  writeFileSync(path.resolve(root, args.out), `${JSON.stringify(report, null, 2)}\n`);
+  const table = markdownTable(
+    ['concurrent ADDs', 'ADDs', 'failed', 'allocations/s', 'ADD p50 ms', 'ADD p99 ms', 'agent p50 ms', 'ADD p50 / cold start', 'status writes per allocation', 'conflict retries per allocation'],
+    results.map((r) => [r.concurrency, r.adds, r.failures, r.allocationsPerSecond, r.addP50Ms, r.addP99Ms, r.agentP50Ms,
+      `${(r.addP50Ms / report.cniColdStartP50Ms).toFixed(1)}x`, r.statusWritesPerAllocation, r.conflictRetriesPerAllocation]),
+  );
+  const body = `Measured ${report.date.slice(0, 10)} on ${report.machine} with \`${report.command}\`.\n\n` +
+    `tidepool-cni cold start (a VERSION call, spawn to exit): p50 ${report.cniColdStartP50Ms} ms, p99 ${report.cniColdStartP99Ms} ms — the baseline of every ADD below.\n\n${table}`;
+  console.log(`\n${body}\n`);
+  if (!args['no-docs']) replaceSection(path.join(root, 'docs', 'benchmarks.md'), 'alloc', body);
+}
+
+main().then(() => process.exit(0), (error: unknown) => {
+  console.error(`bench:alloc failed: ${(error as Error).stack ?? String(error)}`);
+  process.exit(1);
+});

@@ -1,0 +1,56 @@
+// The wire contract between tidepool-cni and the node-local tidepool agent: HTTP/1.1 with JSON bodies over
+// a unix socket. Both sides import these types; nothing here runs.
+
+export const AGENT_PATHS = {
+  ADD: '/v1/cni/add',
+  DEL: '/v1/cni/del',
+  CHECK: '/v1/cni/check',
+} as const;
+
+/** Identifies one attachment, (containerID, ifName), and the pod it belongs to. */
+export interface AgentAttachment {
+  containerID: string;
+  ifName: string;
+  podNamespace: string;
+  podName: string;
+  podUID: string;
+  infraContainerID?: string;
+}
+
+export interface AgentAddRequest extends AgentAttachment {
+  netns: string;
+  defaultPools: { ipv4: string[]; ipv6: string[] };
+}
+
+export type AgentDelRequest = AgentAttachment;
+
+export interface AgentCheckRequest extends AgentAttachment {
+  /** The addresses (CIDR notation) of the CHECK's prevResult. */
+  ips: string[];
+}
+
+export interface AgentIP {
+  address: string;
+  version: 4 | 6;
+  gateway?: string;
+  pool: string;
+  vlan?: number;
+}
+
+export interface AgentRoute {
+  dst: string;
+  gw?: string;
+}
+
+/** 200 answer to ADD. DEL and CHECK answer 200 with `{}`. */
+export interface AgentAddResponse {
+  ips: AgentIP[];
+  routes: AgentRoute[];
+}
+
+/** The body of every non-200 answer; code is a CNI error code, passed through to the runtime. */
+export interface AgentErrorResponse {
+  code: number;
+  msg: string;
+  details?: string;
+}

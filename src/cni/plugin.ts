@@ -1,0 +1,103 @@
+// One run of tidepool-cni: from the CNI_* environment and stdin to what goes to stdout, stderr and the
+// exit code. Every failure ends as a spec-shaped error result.
+import { agentAdd, agentCheck, agentDel, type AgentFailure } from './agent-client.ts';
+import { parseInvocation, type CniEnvironment, type Invocation } from './netconf.ts';
+import { addResult, errorResult, versionResult } from './result.ts';
+import { CniErrorCode, NEWEST_CNI_VERSION, type CniError } from './spec.ts';
+import { spoolDel } from './spool.ts';
+
+export interface PluginOutput {
+  stdout: string;
+  /** Log lines for the runtime's log; the spec leaves stderr unstructured. */
+  stderr: string;
+  exitCode: 0 | 1;
+}
+
+export async function runCni(env: CniEnvironment, stdin: string): Promise<PluginOutput> {
+  const parsed = parseInvocation(env, stdin);
+  if (!parsed.ok) return failed(parsed.cniVersion, parsed.error);
+  try {
+    return await dispatch(parsed.invocation);
+  } catch (error) {
+    return failed(parsed.invocation.cniVersion, unexpectedError(error));
+  }
+}
+
+/** The output for a failure that happened before the network configuration could be read. */
+export function failedBeforeParsing(error: CniError): PluginOutput {
+  return failed(NEWEST_CNI_VERSION, error);
+}
+
+export function unexpectedError(error: unknown): CniError {
+  const message = error instanceof Error ? error.message : String(error);
+  return {
+    code: CniErrorCode.Internal,
+    msg: `tidepool-cni failed unexpectedly: ${message}`,
+    details: error instanceof Error && error.stack !== undefined ? error.stack : message,
+  };
+}
+
+async function dispatch(invocation: Invocation): Promise<PluginOutput> {
+  if (invocation.command === 'VERSION') return succeeded(versionResult(invocation.cniVersion));
+
+  const { cniVersion, containerID, ifName, pod, ipam } = invocation;
+  const attachment = { containerID, ifName, ...pod };
+  switch (invocation.command) {
+    case 'ADD': {
+      const outcome = await agentAdd(
+        { socketPath: ipam.agentSocket, timeoutSeconds: ipam.addTimeoutSeconds },
+        {
+          ...attachment,
+          netns: invocation.netns,
+          defaultPools: { ipv4: ipam.defaultIpv4Pools, ipv6: ipam.defaultIpv6Pools },
+        },
+      );
+      return outcome.ok ? succeeded(addResult(cniVersion, outcome.value)) : failed(cniVersion, outcome.failure.error);
+    }
+    case 'CHECK': {
+      const outcome = await agentCheck(
+        { socketPath: ipam.agentSocket, timeoutSeconds: ipam.delTimeoutSeconds },
+        { ...attachment, ips: invocation.prevResultAddresses },
+      );
+      return outcome.ok ? succeeded() : failed(cniVersion, outcome.failure.error);
+    }
+    case 'DEL': {
+      const endpoint = { socketPath: ipam.agentSocket, timeoutSeconds: ipam.delTimeoutSeconds };
+      const outcome = await agentDel(endpoint, attachment);
+      if (outcome.ok) return succeeded();
+      if (!agentUnavailable(outcome.failure)) return failed(cniVersion, outcome.failure.error);
+      try {
+        const file = await spoolDel(ipam.spoolDir, attachment);
+        const log = `tidepool-cni: ${outcome.failure.error.msg}; DEL spooled to ${file} for the agent to replay\n`;
+        return succeeded(undefined, log);
+      } catch (error) {
+        return failed(cniVersion, {
+          code: CniErrorCode.IOFailure,
+          msg: `could not spool the DEL of container ${containerID} (interface ${ifName}) to ${ipam.spoolDir}: ${
+            error instanceof Error ? error.message : String(error)
+          }`,
+          details:
+            `the tidepool agent could not take the DEL (${outcome.failure.error.msg}), so it must be spooled for the ` +
+            `agent to replay; make ${ipam.spoolDir} (ipam.spool_dir) a writable directory on this node`,
+        });
+      }
+    }
+  }
+}
+
+/** The DEL cannot be handed over now but may be later: spool it rather than fail it. */
+function agentUnavailable(failure: AgentFailure): boolean {
+  return (
+    failure.kind === 'unreachable' ||
+    failure.kind === 'timeout' ||
+    (failure.kind === 'rejected' && failure.error.code === CniErrorCode.TryAgainLater)
+  );
+}
+
+function succeeded(result?: object, stderr = ''): PluginOutput {
+  return { stdout: result === undefined ? '' : `${JSON.stringify(result)}\n`, stderr, exitCode: 0 };
+}
+
+function failed(cniVersion: string, error: CniError): PluginOutput {
+  return { stdout: `${JSON.stringify(errorResult(cniVersion, error))}\n`, stderr: '', exitCode: 1 };
+}

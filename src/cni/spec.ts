@@ -1,0 +1,37 @@
+// Constants of the CNI specification that tidepool-cni implements (containernetworking/cni SPEC.md).
+
+export const SUPPORTED_CNI_VERSIONS = ['0.3.1', '0.4.0', '1.0.0'] as const;
+export type CniVersion = (typeof SUPPORTED_CNI_VERSIONS)[number];
+export const NEWEST_CNI_VERSION: CniVersion = '1.0.0';
+
+export function isSupportedCniVersion(version: unknown): version is CniVersion {
+  return SUPPORTED_CNI_VERSIONS.includes(version as CniVersion);
+}
+
+/** CHECK exists since spec 0.4.0; a 0.3.1 configuration cannot be checked. */
+export function supportsCheck(version: CniVersion): boolean {
+  return version !== '0.3.1';
+}
+
+/** The well-known error codes of the spec (0-99 are reserved); 999 is libcni's "internal error". */
+export const CniErrorCode = {
+  IncompatibleVersion: 1,
+  UnsupportedField: 2,
+  UnknownContainer: 3,
+  InvalidEnvironment: 4,
+  IOFailure: 5,
+  DecodingFailure: 6,
+  InvalidNetworkConfig: 7,
+  TryAgainLater: 11,
+  Internal: 999,
+} as const;
+
+/** The body of a CNI error result, without its cniVersion. */
+export interface CniError {
+  code: number;
+  msg: string;
+  details?: string;
+}
+
+export const CNI_COMMANDS = ['ADD', 'DEL', 'CHECK', 'VERSION'] as const;
+export type CniCommand = (typeof CNI_COMMANDS)[number];
