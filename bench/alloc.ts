@@ -16,6 +16,7 @@ import { TidepoolClient } from '../src/k8s/client.ts';
 import { up } from '../stack/stack.ts';
 import { createTidepoolWorker } from '../worker/worker.ts';
 import { buildCni } from '../scripts/build-cni.ts';
+import { cpuDelta, sampleCpu, type CpuSample } from './cpu.ts';
 import { markdownTable, percentile, replaceSection } from './report.ts';
 
 const { values: args } = parseArgs({
@@ -66,10 +67,10 @@ async function main(): Promise<void> {
   const socketPath = path.join(dir, 'agent.sock');
 
   const workerConnection = await NativeConnection.connect({ address: info.temporalAddress });
-  const { worker, writer } = await createTidepoolWorker({
+  const { worker, writer, run } = await createTidepoolWorker({
     connection: workerConnection, namespace: info.temporalNamespace, kubeConfig, reuseCooldownMs: 0, shutdownGraceMs: 5000, taskQueue,
   });
-  const running = worker.run();
+  const running = run();
   const connection = await Connection.connect({ address: info.temporalAddress });
   const agent = createAgent({
     client: new Client({ connection, namespace: info.temporalNamespace }),
@@ -115,8 +116,11 @@ async function main(): Promise<void> {
   const coldStarts: number[] = [];
   for (let i = 0; i < Number(args['cold-starts']); i++) coldStarts.push((await spawnCni('VERSION', {}, '{"cniVersion":"1.0.0"}')).ms);
 
+  const containers = new Map<string, string>();
   const results = [];
+  const cpu: { concurrency: number; wallSeconds: number; cpuSeconds: CpuSample }[] = [];
   for (const [level, concurrency] of levels.entries()) {
+    const cpuBefore = sampleCpu();
     const batch = pods.slice(level * podsPerLevel, (level + 1) * podsPerLevel);
     const latencies: number[] = [];
     agentTimes.length = 0;
@@ -125,6 +129,7 @@ async function main(): Promise<void> {
     const started = performance.now();
     await pool(batch, concurrency, async (pod) => {
       const container = randomBytes(32).toString('hex');
+      containers.set(pod.name, container);
       const run = await spawnCni('ADD', {
         CNI_CONTAINERID: container, CNI_NETNS: `/var/run/netns/${container.slice(0, 8)}`, CNI_IFNAME: 'eth0',
         CNI_ARGS: `K8S_POD_NAMESPACE=${namespace};K8S_POD_NAME=${pod.name};K8S_POD_UID=${pod.uid}`,
@@ -133,6 +138,7 @@ async function main(): Promise<void> {
       latencies.push(run.ms);
     });
     const seconds = (performance.now() - started) / 1000;
+    cpu.push({ concurrency, wallSeconds: Math.round(seconds * 10) / 10, cpuSeconds: cpuDelta(cpuBefore, sampleCpu()) });
     const operations = writer.stats.operations - before.operations;
     const row = {
       concurrency,
@@ -149,14 +155,29 @@ async function main(): Promise<void> {
     console.log(`bench:alloc: concurrency ${concurrency}: ${JSON.stringify(row)}`);
   }
 
+  console.log(`bench:alloc: releasing all ${totalPods} IPs with CNI DEL at concurrency 100`);
+  const releaseLatencies: number[] = [];
+  const releaseStarted = performance.now();
+  await pool(pods, 100, async (pod) => {
+    const container = containers.get(pod.name);
+    if (!container) return;
+    const run = await spawnCni('DEL', {
+      CNI_CONTAINERID: container, CNI_IFNAME: 'eth0',
+      CNI_ARGS: `K8S_POD_NAMESPACE=${namespace};K8S_POD_NAME=${pod.name};K8S_POD_UID=${pod.uid}`,
+    }, netconf);
+    if (run.code !== 0) throw new Error(`CNI DEL of ${pod.name} failed: ${run.stdout}`);
+    releaseLatencies.push(run.ms);
+  });
+  const releaseSeconds = (performance.now() - releaseStarted) / 1000;
+  const left = (await tidepool.getPool(poolName))?.status?.allocatedIPCount ?? 0;
+  if (left !== 0) throw new Error(`${left} IPs still allocated after every DEL`);
+
   server.close();
   worker.shutdown();
   await running;
   await workerConnection.close();
   await connection.close();
   await core.deleteNamespace({ name: namespace });
-  const p = await tidepool.getPool(poolName);
-  if (p) await tidepool.replacePoolStatus({ ...p, status: {} });
   await tidepool.deletePool(poolName);
 
   const report = {
@@ -166,6 +187,13 @@ async function main(): Promise<void> {
     cniColdStartP50Ms: Math.round(percentile(coldStarts, 50)),
     cniColdStartP99Ms: Math.round(percentile(coldStarts, 99)),
     results,
+    releases: {
+      dels: releaseLatencies.length,
+      releasesPerSecond: Math.round((releaseLatencies.length / releaseSeconds) * 10) / 10,
+      delP50Ms: Math.round(percentile(releaseLatencies, 50)),
+      delP99Ms: Math.round(percentile(releaseLatencies, 99)),
+    },
+    cpu,
   };
   mkdirSync(path.dirname(path.resolve(root, args.out)), { recursive: true });
   writeFileSync(path.resolve(root, args.out), `${JSON.stringify(report, null, 2)}\n`);
@@ -174,8 +202,15 @@ async function main(): Promise<void> {
     results.map((r) => [r.concurrency, r.adds, r.failures, r.allocationsPerSecond, r.addP50Ms, r.addP99Ms, r.agentP50Ms,
       `${(r.addP50Ms / report.cniColdStartP50Ms).toFixed(1)}x`, r.statusWritesPerAllocation, r.conflictRetriesPerAllocation]),
   );
+  const components = Object.keys(cpu[0]?.cpuSeconds ?? {});
+  const cpuTable = markdownTable(
+    ['concurrent ADDs', 'wall s', ...components.map((c) => `${c} CPU s`)],
+    cpu.map((c) => [c.concurrency, c.wallSeconds, ...components.map((k) => c.cpuSeconds[k] ?? 0)]),
+  );
   const body = `Measured ${report.date.slice(0, 10)} on ${report.machine} with \`${report.command}\`.\n\n` +
-    `tidepool-cni cold start (a VERSION call, spawn to exit): p50 ${report.cniColdStartP50Ms} ms, p99 ${report.cniColdStartP99Ms} ms — the baseline of every ADD below.\n\n${table}`;
+    `tidepool-cni cold start (a VERSION call, spawn to exit): p50 ${report.cniColdStartP50Ms} ms, p99 ${report.cniColdStartP99Ms} ms — the baseline of every ADD below.\n\n${table}\n\n` +
+    `Releasing all ${report.releases.dels} IPs afterwards with CNI DEL at 100 concurrent: ${report.releases.releasesPerSecond} releases/s, DEL p50 ${report.releases.delP50Ms} ms, p99 ${report.releases.delP99Ms} ms; every IP free at the end.\n\n`+
+    `Where the time goes: CPU seconds each process used during each level (2 cores give at most 2 CPU seconds per wall second).\n\n${cpuTable}`;
   console.log(`\n${body}\n`);
   if (!args['no-docs']) replaceSection(path.join(root, 'docs', 'benchmarks.md'), 'alloc', body);
 }

@@ -42,7 +42,18 @@ export const CONTROLLERS = [
   'root-ca-certificate-publisher-controller',
 ];
 
-function components(config: StackConfig, paths: StackPaths): ProcessSpec[] {
+/** A Temporal server the stack does not run itself (e.g. a container started by testcontainers). */
+export interface ExternalTemporal {
+  address: string;
+  ui: string;
+}
+
+function components(config: StackConfig, paths: StackPaths, external?: ExternalTemporal): ProcessSpec[] {
+  const all = localComponents(config, paths);
+  return external ? all.filter((spec) => spec.name !== 'temporal') : all;
+}
+
+function localComponents(config: StackConfig, paths: StackPaths): ProcessSpec[] {
   const { host, ports } = config;
   const bin = (name: string) => path.join(config.binDir, name);
   return [
@@ -127,9 +138,9 @@ function components(config: StackConfig, paths: StackPaths): ProcessSpec[] {
 }
 
 /** Tidepool itself on the stack: the worker and one node agent, run from source with the project's Node.js. */
-function tidepoolComponents(config: StackConfig, paths: StackPaths): ProcessSpec[] {
+function tidepoolComponents(config: StackConfig, paths: StackPaths, temporalAddress = localTemporalAddress(config)): ProcessSpec[] {
   const env = {
-    TEMPORAL_ADDRESS: `${config.host}:${config.ports.temporal}`,
+    TEMPORAL_ADDRESS: temporalAddress,
     TEMPORAL_NAMESPACE: config.temporalNamespace,
     KUBECONFIG: paths.kubeconfig,
   };
@@ -156,8 +167,12 @@ function unixSocketStatus(socketPath: string, urlPath: string): Promise<number> 
   });
 }
 
-async function workerPolling(config: StackConfig): Promise<boolean> {
-  const connection = await Connection.connect({ address: `${config.host}:${config.ports.temporal}`, connectTimeout: 2000 });
+function localTemporalAddress(config: StackConfig): string {
+  return `${config.host}:${config.ports.temporal}`;
+}
+
+async function workerPolling(config: StackConfig, address: string): Promise<boolean> {
+  const connection = await Connection.connect({ address, connectTimeout: 2000 });
   try {
     const queue = await connection.workflowService.describeTaskQueue({
       namespace: config.temporalNamespace,
@@ -216,11 +231,8 @@ function httpBody(url: string): Promise<string> {
   });
 }
 
-async function temporalReady(config: StackConfig): Promise<boolean> {
-  const connection = await Connection.connect({
-    address: `${config.host}:${config.ports.temporal}`,
-    connectTimeout: 2000,
-  });
+async function temporalReady(config: StackConfig, address: string): Promise<boolean> {
+  const connection = await Connection.connect({ address, connectTimeout: 2000 });
   try {
     await connection.workflowService.getSystemInfo({});
     await connection.workflowService.describeNamespace({ namespace: config.temporalNamespace });
@@ -252,9 +264,15 @@ async function startAndWait(
 
 /**
  * Starts whatever part of the stack is not running, waits until each part is ready and installs the CRDs;
- * with `tidepool: true` also Tidepool's worker and node agent.
+ * with `tidepool: true` also Tidepool's worker and node agent; with `externalTemporal`, uses that Temporal
+ * server instead of starting the dev server.
  */
-export async function up(config: StackConfig = stackConfig, log: Log = () => {}, options: { tidepool?: boolean } = {}): Promise<StackInfo> {
+export async function up(
+  config: StackConfig = stackConfig,
+  log: Log = () => {},
+  options: { tidepool?: boolean; externalTemporal?: ExternalTemporal } = {},
+): Promise<StackInfo> {
+  const temporalAddress = options.externalTemporal?.address ?? localTemporalAddress(config);
   const paths = stackPaths(config);
   for (const binary of ['kube-apiserver', 'kube-controller-manager', 'temporal']) {
     if (!existsSync(path.join(config.binDir, binary))) {
@@ -282,14 +300,21 @@ export async function up(config: StackConfig = stackConfig, log: Log = () => {},
         (await httpsStatus(`https://${config.host}:${config.ports.controllerManager}/healthz`, ca)) === 200,
       timeoutMs: 60_000,
     },
-    temporal: { check: () => temporalReady(config), timeoutMs: 60_000 },
+    temporal: { check: () => temporalReady(config, temporalAddress), timeoutMs: 60_000 },
   };
-  for (const spec of components(config, paths)) {
+  for (const spec of components(config, paths, options.externalTemporal)) {
     const { check, timeoutMs } = readiness[spec.name]!;
     await startAndWait(paths, spec, check, timeoutMs, log);
   }
 
-  const connection = await Connection.connect({ address: `${config.host}:${config.ports.temporal}` });
+  if (options.externalTemporal) {
+    const deadline = Date.now() + 60_000;
+    while (!(await temporalReady(config, temporalAddress).catch(() => false))) {
+      if (Date.now() > deadline) throw new Error(`Temporal at ${temporalAddress} was not ready within 60 s`);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+  const connection = await Connection.connect({ address: temporalAddress });
   try {
     const added = await ensureSearchAttributes(connection, config.temporalNamespace);
     if (added.length > 0) log(`temporal: registered search attributes ${added.join(', ')}`);
@@ -305,8 +330,8 @@ export async function up(config: StackConfig = stackConfig, log: Log = () => {},
   log(`crds: ${crds.map((crd) => crd.metadata!.name).join(', ')} established`);
 
   if (options.tidepool) {
-    const [worker, agent] = tidepoolComponents(config, paths);
-    await startAndWait(paths, worker!, () => workerPolling(config), 120_000, log);
+    const [worker, agent] = tidepoolComponents(config, paths, temporalAddress);
+    await startAndWait(paths, worker!, () => workerPolling(config, temporalAddress), 120_000, log);
     await startAndWait(paths, agent!, async () => (await unixSocketStatus(paths.agentSocket, '/healthz')) === 200, 30_000, log);
   }
 
@@ -314,9 +339,9 @@ export async function up(config: StackConfig = stackConfig, log: Log = () => {},
     apiServer: apiServerUrl(config),
     kubeconfig: paths.kubeconfig,
     caFile: paths.caCert,
-    temporalAddress: `${config.host}:${config.ports.temporal}`,
+    temporalAddress,
     temporalNamespace: config.temporalNamespace,
-    temporalUi: `http://${config.host}:${config.ports.temporalUi}`,
+    temporalUi: options.externalTemporal?.ui ?? `http://${config.host}:${config.ports.temporalUi}`,
     dir: paths.dir,
     ...(options.tidepool ? { agentSocket: paths.agentSocket } : {}),
   };

@@ -17,14 +17,20 @@ async function main(): Promise<void> {
     throw new Error(`cannot reach Temporal at ${config.temporalAddress}: ${(error as Error).message}`, { cause: error });
   });
   try {
-    const { worker } = await createTidepoolWorker({ connection, namespace: config.temporalNamespace, kubeConfig, ...config });
+    const { run } = await createTidepoolWorker({
+      connection,
+      namespace: config.temporalNamespace,
+      kubeConfig,
+      ...config,
+      onCacheError: (error) => Runtime.instance().logger.warn('watch failed; restarting it', { error: error.message }),
+    });
     Runtime.instance().logger.info('tidepool worker started', {
       temporal: config.temporalAddress,
       namespace: config.temporalNamespace,
       cluster: kubeConfig.getCurrentCluster()?.server,
     });
     // The Runtime shuts the worker down on SIGINT/SIGTERM; run() resolves once in-flight work has finished.
-    await worker.run();
+    await run();
   } finally {
     await connection.close();
   }

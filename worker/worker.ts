@@ -3,6 +3,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../src/activities/index.ts';
 import { PoolWriter } from '../src/activities/pool-writer.ts';
+import { ClusterCache } from '../src/k8s/cache.ts';
 import { TidepoolClient } from '../src/k8s/client.ts';
 import { TASK_QUEUE } from '../src/temporal/names.ts';
 
@@ -15,21 +16,38 @@ export interface TidepoolWorkerOptions {
   reuseCooldownMs: number;
   shutdownGraceMs: number;
   taskQueue?: string;
+  onCacheError?: (error: Error) => void;
+}
+
+export interface TidepoolWorker {
+  worker: Worker;
+  writer: PoolWriter;
+  /** Runs the worker until it is shut down (SIGTERM, or worker.shutdown()), then stops the caches. */
+  run: () => Promise<void>;
 }
 
 /** The Tidepool worker: the lifecycle workflows and their activities on task queue `tidepool`. */
-export async function createTidepoolWorker(options: TidepoolWorkerOptions): Promise<{ worker: Worker; writer: PoolWriter }> {
+export async function createTidepoolWorker(options: TidepoolWorkerOptions): Promise<TidepoolWorker> {
   const writer = new PoolWriter(new TidepoolClient(options.kubeConfig), { cooldownMs: options.reuseCooldownMs });
+  const cache = new ClusterCache(options.kubeConfig, options.onCacheError);
+  await cache.start();
   const worker = await Worker.create({
     connection: options.connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue ?? TASK_QUEUE,
     workflowsPath: WORKFLOWS_PATH,
-    activities: createActivities({ kubeConfig: options.kubeConfig, writer }),
+    activities: createActivities({ kubeConfig: options.kubeConfig, writer, cache }),
     // In-flight allocations finish before a rolling update stops the worker.
     shutdownGraceTime: options.shutdownGraceMs,
     maxConcurrentLocalActivityExecutions: 200,
     maxConcurrentWorkflowTaskExecutions: 100,
   });
-  return { worker, writer };
+  const run = async () => {
+    try {
+      await worker.run();
+    } finally {
+      await cache.stop();
+    }
+  };
+  return { worker, writer, run };
 }

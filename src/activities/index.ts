@@ -1,7 +1,8 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { AppsV1Api, CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import type { ClusterCache } from '../k8s/cache.ts';
 import { TidepoolClient } from '../k8s/client.ts';
-import { KubeApiError, kubeCall, kubeGetOptional } from '../k8s/errors.ts';
+import { KubeApiError, kubeGetOptional } from '../k8s/errors.ts';
 import { API_VERSION, IP_PROTECTION_FINALIZER, type EndpointIP, type IPPool, type PodEndpoint, type ReservedIP } from '../k8s/types.ts';
 import { IPAMInputError, parseIP, type Family } from '../ipam/ip.ts';
 import { addressWithPrefix, poolAddresses } from '../ipam/pool.ts';
@@ -23,6 +24,7 @@ import {
 export interface ActivityDependencies {
   kubeConfig: KubeConfig;
   writer: PoolWriter;
+  cache: ClusterCache;
 }
 
 /** Every address of every ReservedIP that is not being deleted, per family. */
@@ -68,7 +70,7 @@ function heldIP(pool: IPPool, ip: string): HeldIP {
  * The activities of the pod IP lifecycle. Each is idempotent, so Temporal may retry any of them after a crash
  * at any point: allocation is keyed on (pod UID, interface), release is compare-and-delete on (IP, pod UID).
  */
-export function createActivities({ kubeConfig, writer }: ActivityDependencies) {
+export function createActivities({ kubeConfig, writer, cache }: ActivityDependencies) {
   const tidepool = new TidepoolClient(kubeConfig);
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const apps = kubeConfig.makeApiClient(AppsV1Api);
@@ -95,33 +97,40 @@ export function createActivities({ kubeConfig, writer }: ActivityDependencies) {
           `pod ${podName} now has UID ${pod.metadata?.uid}, but the ADD is for UID ${input.podUID} (a pod that was replaced)`,
         );
       }
-      const [namespace, pools, reservations] = await Promise.all([
-        kubeCall(`get namespace ${input.namespace}`, () => core.readNamespace({ name: input.namespace })),
-        tidepool.listPools(),
-        tidepool.listReservedIPs(),
-      ]);
+      const namespace = await cache.namespace(input.namespace);
       const nodeName = pod.spec?.nodeName;
-      const needsNodeLabels = pools.items.some((p) => p.spec.nodeAffinity);
-      const node = nodeName && needsNodeLabels
-        ? await kubeGetOptional(`get node ${nodeName}`, () => core.readNode({ name: nodeName }))
-        : undefined;
-
-      let choice;
-      try {
-        choice = choosePools({
+      const select = async (pools: readonly IPPool[]) => {
+        const node =
+          nodeName && pools.some((p) => p.spec.nodeAffinity)
+            ? await kubeGetOptional(`get node ${nodeName}`, () => core.readNode({ name: nodeName }))
+            : undefined;
+        return choosePools({
           pod: { namespace: input.namespace, name: input.pod, labels: pod.metadata?.labels, annotations: pod.metadata?.annotations },
-          namespace: { labels: namespace.metadata?.labels, annotations: namespace.metadata?.annotations },
+          namespace: { labels: namespace?.metadata?.labels, annotations: namespace?.metadata?.annotations },
           node: nodeName ? { name: nodeName, labels: node?.metadata?.labels } : undefined,
           interface: input.interface,
           netconfDefaults: input.netconfDefaults,
-          pools: pools.items,
+          pools,
         });
+      };
+
+      let pools = cache.pools();
+      let choice;
+      try {
+        try {
+          choice = await select(pools);
+        } catch (error) {
+          // The cache may not have seen a pool created a moment ago: decide again from a live list.
+          if (!(error instanceof PoolSelectionError)) throw error;
+          pools = (await tidepool.listPools()).items;
+          choice = await select(pools);
+        }
       } catch (error) {
         if (error instanceof PoolSelectionError) throw nonRetryable(FailureType.PoolSelection, error.message);
         throw error;
       }
 
-      const reserved = reservedSets(reservations);
+      const reserved = reservedSets(cache.reservedIPs());
       const request = {
         pod: podName,
         podUID: input.podUID,
@@ -130,7 +139,7 @@ export function createActivities({ kubeConfig, writer }: ActivityDependencies) {
         ...(nodeName ? { node: nodeName } : {}),
         ...(input.adoptFromUID ? { adoptFromUID: input.adoptFromUID } : {}),
       };
-      const byName = new Map(pools.items.map((p) => [p.metadata.name, p]));
+      const byName = new Map(pools.map((p) => [p.metadata.name, p]));
       const ips: HeldIP[] = [];
       const newlyAllocated: { ip: string; pool: string }[] = [];
       for (const family of [4, 6] as const) {
@@ -204,21 +213,21 @@ export function createActivities({ kubeConfig, writer }: ActivityDependencies) {
         input.ownerKind === 'StatefulSet'
           ? []
           : [{ apiVersion: 'v1', kind: 'Pod', name: input.pod, uid: input.podUID, blockOwnerDeletion: false }];
-      const existing = await tidepool.getPodEndpoint(input.namespace, input.pod);
-      const endpoint: PodEndpoint = {
+      const endpoint = (metadata: PodEndpoint['metadata'] | undefined): PodEndpoint => ({
         apiVersion: API_VERSION,
         kind: 'PodEndpoint',
-        metadata: {
-          ...(existing?.metadata ?? {}),
-          name: input.pod,
-          namespace: input.namespace,
-          finalizers: [IP_PROTECTION_FINALIZER],
-          ownerReferences,
-        },
+        metadata: { ...metadata, name: input.pod, namespace: input.namespace, finalizers: [IP_PROTECTION_FINALIZER], ownerReferences },
         status,
-      };
-      if (existing) await tidepool.replacePodEndpoint(endpoint);
-      else await tidepool.createPodEndpoint(endpoint);
+      });
+      // Most pods have no endpoint yet: create first, and read only when one exists.
+      try {
+        await tidepool.createPodEndpoint(endpoint(undefined));
+      } catch (error) {
+        if (!(error instanceof KubeApiError && error.alreadyExists)) throw error;
+        const existing = await tidepool.getPodEndpoint(input.namespace, input.pod);
+        if (existing) await tidepool.replacePodEndpoint(endpoint(existing.metadata));
+        else await tidepool.createPodEndpoint(endpoint(undefined));
+      }
     },
 
     /** Removes interfaces from the pod's PodEndpoint, and the endpoint itself once it lists none. */

@@ -17,8 +17,23 @@ export interface IP {
 
 export const MAX_VALUE: Record<Family, bigint> = { 4: (1n << 32n) - 1n, 6: (1n << 128n) - 1n };
 
-/** Parses one IPv4 or IPv6 address (no prefix length, no zone). */
+const parsedIPs = new Map<string, IP>();
+const MAX_PARSED_IPS = 1 << 16;
+
+/**
+ * Parses one IPv4 or IPv6 address (no prefix length, no zone). Results are memoised: pool records name the
+ * same IPs over and over, and a batch of allocations reads every record of the pool once per allocation.
+ */
 export function parseIP(text: string): IP {
+  const known = parsedIPs.get(text);
+  if (known) return known;
+  const parsed = parseUncached(text);
+  if (parsedIPs.size >= MAX_PARSED_IPS) parsedIPs.clear();
+  parsedIPs.set(text, Object.freeze(parsed));
+  return parsed;
+}
+
+function parseUncached(text: string): IP {
   const trimmed = text.trim();
   if (trimmed.includes('/') || trimmed.includes('%')) {
     throw new IPAMInputError(`"${text}" is not a plain IP address (no prefix length or zone allowed)`);

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { Client, Connection } from '@temporalio/client';
 import { inject } from 'vitest';
+import { TidepoolClient } from '../../src/k8s/client.ts';
 import { stackConfig } from '../../stack/config.ts';
 
 export function stack() {
@@ -23,6 +24,17 @@ export function caCert(): string {
   return readFileSync(stack().caFile, 'utf8');
 }
 
+/**
+ * Drops the ip-protection finalizer of every PodEndpoint left in a namespace, which the reclaim controller
+ * would do once the pods are gone; without it, a deleted test namespace stays Terminating for ever.
+ */
+export async function releaseEndpointFinalizers(namespace: string): Promise<void> {
+  const client = new TidepoolClient(kubeConfig());
+  for (const endpoint of await client.listPodEndpoints(namespace)) {
+    await client.replacePodEndpoint({ ...endpoint, metadata: { ...endpoint.metadata, finalizers: [] } }).catch(() => undefined);
+  }
+}
+
 /** A fresh namespace for one test file, deleted by the returned cleanup (the real namespace controller runs). */
 export async function createNamespace(prefix: string): Promise<{ name: string; remove: () => Promise<void> }> {
   const core = kubeConfig().makeApiClient(CoreV1Api);
@@ -37,7 +49,13 @@ export async function createNamespace(prefix: string): Promise<{ name: string; r
       return false;
     }
   });
-  return { name, remove: async () => void (await core.deleteNamespace({ name })) };
+  return {
+    name,
+    remove: async () => {
+      await releaseEndpointFinalizers(name);
+      await core.deleteNamespace({ name });
+    },
+  };
 }
 
 export async function temporalClient(): Promise<{ client: Client; close: () => Promise<void> }> {

@@ -1,6 +1,7 @@
 import type { TestProject } from 'vitest/node';
 import { buildCni } from '../../scripts/build-cni.ts';
-import { down, readStackInfo, up, type StackInfo } from '../../stack/stack.ts';
+import { devServerSearchAttributeArgs } from '../../src/temporal/search-attributes.ts';
+import { down, readStackInfo, up, type ExternalTemporal, type StackInfo } from '../../stack/stack.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -15,10 +16,38 @@ declare module 'vitest' {
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   await buildCni();
+  const log = (line: string) => console.log(`[stack] ${line}`);
+  if (process.env.TIDEPOOL_TEMPORAL === 'testcontainers') {
+    const temporal = await startTemporalContainer();
+    project.provide('stack', await up(undefined, log, { externalTemporal: temporal }));
+    return async () => {
+      await down();
+      await temporal.stop();
+    };
+  }
   const running = readStackInfo();
-  const info = running ?? (await up(undefined, (line) => console.log(`[stack] ${line}`)));
+  const info = running ?? (await up(undefined, log));
   project.provide('stack', info);
   return async () => {
     if (!running && process.env.TIDEPOOL_KEEP_STACK !== '1') await down();
+  };
+}
+
+/**
+ * Where a Docker engine runs: Temporal's dev server from the temporalio/temporal image, at the CLI version
+ * stack/setup.sh installs, with Tidepool's search attributes. Loaded only when asked for.
+ */
+async function startTemporalContainer(): Promise<ExternalTemporal & { stop: () => Promise<unknown> }> {
+  const { GenericContainer, Wait } = await import('testcontainers');
+  const container = await new GenericContainer(`temporalio/temporal:${process.env.TIDEPOOL_TEMPORAL_IMAGE_TAG ?? '1.9.1'}`)
+    .withCommand(['server', 'start-dev', '--ip', '0.0.0.0', ...devServerSearchAttributeArgs()])
+    .withExposedPorts(7233, 8233)
+    .withWaitStrategy(Wait.forListeningPorts())
+    .start();
+  const host = container.getHost();
+  return {
+    address: `${host}:${container.getMappedPort(7233)}`,
+    ui: `http://${host}:${container.getMappedPort(8233)}`,
+    stop: () => container.stop(),
   };
 }

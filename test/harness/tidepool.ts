@@ -33,7 +33,7 @@ export async function startTidepool(options: { reuseCooldownMs?: number; addTime
   const spoolDir = path.join(dir, 'spool');
 
   const workerConnection = await NativeConnection.connect({ address: info.temporalAddress });
-  const { worker, writer } = await createTidepoolWorker({
+  const { worker, writer, run } = await createTidepoolWorker({
     connection: workerConnection,
     namespace: info.temporalNamespace,
     kubeConfig: kubeConfig(),
@@ -41,7 +41,7 @@ export async function startTidepool(options: { reuseCooldownMs?: number; addTime
     shutdownGraceMs: 5000,
     taskQueue,
   });
-  const running = worker.run();
+  const running = run();
 
   const connection = await Connection.connect({ address: info.temporalAddress });
   const client = new Client({ connection, namespace: info.temporalNamespace });

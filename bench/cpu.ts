@@ -1,0 +1,33 @@
+import { readFileSync } from 'node:fs';
+import { status } from '../stack/stack.ts';
+
+const TICKS_PER_SECOND = 100;
+
+/** utime+stime of a process, and of its waited-for children (cutime+cstime), in seconds. */
+function cpuOf(pid: number | 'self'): { own: number; children: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const [utime, stime, cutime, cstime] = [11, 12, 13, 14].map((i) => Number(fields[i]) / TICKS_PER_SECOND);
+  return { own: utime! + stime!, children: cutime! + cstime! };
+}
+
+export type CpuSample = Record<string, number>;
+
+/**
+ * CPU seconds used so far by each local-stack process, by this process (the benchmark with Tidepool's worker
+ * and agent in it) and by the CNI plugin processes it spawned and waited for.
+ */
+export function sampleCpu(): CpuSample {
+  const sample: CpuSample = {};
+  for (const component of status()) {
+    if (component.pid !== undefined) sample[component.name] = cpuOf(component.pid).own;
+  }
+  const self = cpuOf('self');
+  sample['worker + agent (bench process)'] = self.own;
+  sample['tidepool-cni processes'] = self.children;
+  return sample;
+}
+
+export function cpuDelta(before: CpuSample, after: CpuSample): CpuSample {
+  return Object.fromEntries(Object.keys(after).map((k) => [k, Math.round(((after[k] ?? 0) - (before[k] ?? 0)) * 100) / 100]));
+}
