@@ -9,10 +9,12 @@ VERSION="$(sed -n 's/^require k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p;s/^\tk8s.io\
 [[ -n "$VERSION" ]] || { echo "build-kube: cannot read the k8s.io/kubernetes version from $MOD/go.mod" >&2; exit 1; }
 STAMP="$BIN/.kube-$VERSION-$(sha256sum "$MOD/go.mod" "$MOD/go.sum" | sha256sum | cut -c1-16)"
 COMMANDS=(kube-apiserver kube-controller-manager kubectl)
+if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then PATH="/usr/local/go/bin:$PATH"; fi
 
 if [[ -f "$STAMP" ]] && for c in "${COMMANDS[@]}"; do [[ -x "$BIN/$c" ]] || exit 1; done; then
   exit 0
 fi
+command -v go >/dev/null || { echo "build-kube: Go 1.24 or newer is needed to build Kubernetes $VERSION; none is on PATH" >&2; exit 1; }
 mkdir -p "$BIN"
 MINOR="$(echo "$VERSION" | cut -d. -f2)"
 LDFLAGS="-s -w"
