@@ -1,0 +1,173 @@
+/**
+ * The reclaim verdict: for one IP record of a pool, given what the API server says about its pod, the pod's
+ * node and its StatefulSet, decide whether the IP is kept, waited on, or reclaimed, and why. Pure: the sweep
+ * and the controller gather the facts, this function alone decides.
+ */
+
+export interface GcConfig {
+  /** Everything off: every record is kept. */
+  enabled: boolean;
+  /** Reclaim pods stuck terminating on a Ready node once their grace has passed. */
+  reclaimTerminatingOnReadyNode: boolean;
+  /** Reclaim pods stuck terminating on a NotReady (or deleted) node once their grace has passed. */
+  reclaimTerminatingOnNotReadyNode: boolean;
+  /** Added to every grace period before a terminating or finished pod's IPs are reclaimed. */
+  additionalGraceDelayMs: number;
+  /**
+   * A record younger than this is reclaimed only when a live GET confirms its pod is gone or replaced: the
+   * pod list may predate the pod.
+   */
+  minRecordAgeMs: number;
+  /** Reclaim a Running pod's IPs when its status has no podIPs (Spiderpool's switch, off by default). */
+  reclaimRunningWithoutPodIPs: boolean;
+}
+
+export interface RecordFacts {
+  ip: string;
+  pool: string;
+  /** `namespace/name` */
+  pod: string;
+  podUID: string;
+  /** Epoch ms; absent on records written by hand. */
+  allocatedAt?: number;
+}
+
+export interface PodFacts {
+  uid: string;
+  phase: 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'Unknown';
+  nodeName?: string;
+  podIPs: string[];
+  /** Epoch ms. */
+  deletionTimestamp?: number;
+  deletionGracePeriodSeconds?: number;
+  terminationGracePeriodSeconds?: number;
+  /** Epoch ms when the last container finished, for Succeeded and Failed pods. */
+  finishedAt?: number;
+}
+
+export interface NodeFacts {
+  name: string;
+  ready: boolean;
+}
+
+/** The pod's StatefulSet, when the pod (or the record's pod name) belongs to one. */
+export interface StatefulSetFacts {
+  name: string;
+  exists: boolean;
+  deleting: boolean;
+  replicas: number;
+  ordinalStart: number;
+}
+
+export interface VerdictInput {
+  record: RecordFacts;
+  /** Undefined: the pod was not found. */
+  pod: PodFacts | undefined;
+  /** Undefined: the pod names no node, or the node does not exist. */
+  node: NodeFacts | undefined;
+  statefulSet: StatefulSetFacts | undefined;
+  /** A GET made just now found the pod gone or carrying another UID (confirms a young record's verdict). */
+  confirmedLive: boolean;
+  config: GcConfig;
+  /** Epoch ms. */
+  now: number;
+}
+
+export type ReclaimReason =
+  | 'PodNotFound'
+  | 'PodReplaced'
+  | 'PodSucceeded'
+  | 'PodFailed'
+  | 'TerminatingOnReadyNode'
+  | 'TerminatingOnNotReadyNode'
+  | 'StatefulSetScaledDown'
+  | 'RunningWithoutPodIPs';
+
+export type KeepReason =
+  | 'GCDisabled'
+  | 'PodActive'
+  | 'PodPending'
+  | 'StatefulSetOrdinalWanted'
+  | 'TerminatingOnReadyNodeSwitchOff'
+  | 'TerminatingOnNotReadyNodeSwitchOff';
+
+export type WaitReason = 'RecordTooYoung' | 'WithinGracePeriod';
+
+export type Verdict =
+  | { action: 'keep'; reason: KeepReason }
+  | { action: 'wait'; until: number; reason: WaitReason }
+  | { action: 'reclaim'; reason: ReclaimReason };
+
+/** The ordinal of a StatefulSet pod named `<set>-<n>`, or undefined. */
+export function statefulSetOrdinal(podName: string, setName: string): number | undefined {
+  if (!podName.startsWith(`${setName}-`)) return undefined;
+  const suffix = podName.slice(setName.length + 1);
+  return /^(0|[1-9]\d*)$/.test(suffix) ? Number(suffix) : undefined;
+}
+
+function ordinalWanted(record: RecordFacts, set: StatefulSetFacts | undefined): boolean {
+  if (!set || !set.exists || set.deleting) return false;
+  const ordinal = statefulSetOrdinal(record.pod.split('/')[1] ?? '', set.name);
+  return ordinal !== undefined && ordinal >= set.ordinalStart && ordinal < set.ordinalStart + set.replicas;
+}
+
+const reclaim = (reason: ReclaimReason): Verdict => ({ action: 'reclaim', reason });
+const keep = (reason: KeepReason): Verdict => ({ action: 'keep', reason });
+
+/** Reclaims `reason` unless the record is too young to trust the pod list without a live confirmation. */
+function unlessTooYoung(input: VerdictInput, reason: ReclaimReason): Verdict {
+  const { record, config, now, confirmedLive } = input;
+  if (!confirmedLive && record.allocatedAt !== undefined && now - record.allocatedAt < config.minRecordAgeMs) {
+    return { action: 'wait', until: record.allocatedAt + config.minRecordAgeMs, reason: 'RecordTooYoung' };
+  }
+  return reclaim(reason);
+}
+
+/**
+ * Waits until `graceEnds`, then applies the node-readiness switches. `finishedReason` names a finished pod's
+ * reclaim; a terminating pod's reason says which kind of node it was on.
+ */
+function afterGrace(input: VerdictInput, graceEnds: number, finishedReason: ReclaimReason | undefined): Verdict {
+  const { config, now, node } = input;
+  if (now < graceEnds) return { action: 'wait', until: graceEnds, reason: 'WithinGracePeriod' };
+  if (node?.ready) {
+    if (!config.reclaimTerminatingOnReadyNode) return keep('TerminatingOnReadyNodeSwitchOff');
+    return reclaim(finishedReason ?? 'TerminatingOnReadyNode');
+  }
+  if (!config.reclaimTerminatingOnNotReadyNode) return keep('TerminatingOnNotReadyNodeSwitchOff');
+  return reclaim(finishedReason ?? 'TerminatingOnNotReadyNode');
+}
+
+export function verdict(input: VerdictInput): Verdict {
+  const { record, pod, statefulSet, config, now } = input;
+  if (!config.enabled) return keep('GCDisabled');
+  const wanted = ordinalWanted(record, statefulSet);
+
+  if (!pod) return wanted ? keep('StatefulSetOrdinalWanted') : unlessTooYoung(input, statefulSet ? 'StatefulSetScaledDown' : 'PodNotFound');
+
+  if (pod.uid !== record.podUID) {
+    // A StatefulSet pod re-created under its name takes the record over at its ADD; until it has IPs of its
+    // own, the record is its reservation.
+    if (wanted && pod.podIPs.length === 0) return keep('StatefulSetOrdinalWanted');
+    return unlessTooYoung(input, 'PodReplaced');
+  }
+
+  if (pod.deletionTimestamp !== undefined) {
+    if (wanted) return keep('StatefulSetOrdinalWanted');
+    const grace = (pod.deletionGracePeriodSeconds ?? pod.terminationGracePeriodSeconds ?? 30) * 1000;
+    return afterGrace(input, pod.deletionTimestamp + grace + config.additionalGraceDelayMs, undefined);
+  }
+
+  if (pod.phase === 'Succeeded' || pod.phase === 'Failed') {
+    if (wanted) return keep('StatefulSetOrdinalWanted');
+    const finished = pod.finishedAt ?? now;
+    const grace = (pod.terminationGracePeriodSeconds ?? 30) * 1000;
+    return afterGrace(input, finished + grace + config.additionalGraceDelayMs, pod.phase === 'Succeeded' ? 'PodSucceeded' : 'PodFailed');
+  }
+
+  if (pod.phase === 'Pending') return keep('PodPending');
+  if (pod.phase === 'Running' && pod.podIPs.length === 0 && config.reclaimRunningWithoutPodIPs) {
+    return unlessTooYoung(input, 'RunningWithoutPodIPs');
+  }
+  return keep('PodActive');
+}

@@ -1,0 +1,128 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { statefulSetOrdinal, verdict, type GcConfig, type PodFacts, type StatefulSetFacts, type Verdict, type VerdictInput } from '../../src/gc/verdict.ts';
+
+const NOW = Date.parse('2026-11-22T12:00:00Z');
+const MIN = 60_000;
+const config: GcConfig = {
+  enabled: true,
+  reclaimTerminatingOnReadyNode: true,
+  reclaimTerminatingOnNotReadyNode: true,
+  additionalGraceDelayMs: 0,
+  minRecordAgeMs: MIN,
+  reclaimRunningWithoutPodIPs: false,
+};
+const record = { ip: '10.6.0.5', pool: 'pool-a', pod: 'ns/web-1', podUID: 'uid-1', allocatedAt: NOW - 10 * MIN };
+const running: PodFacts = { uid: 'uid-1', phase: 'Running', nodeName: 'n1', podIPs: ['10.6.0.5'], terminationGracePeriodSeconds: 30 };
+const ready = { name: 'n1', ready: true };
+const notReady = { name: 'n1', ready: false };
+const set = (replicas: number, more: Partial<StatefulSetFacts> = {}): StatefulSetFacts => ({
+  name: 'web', exists: true, deleting: false, replicas, ordinalStart: 0, ...more,
+});
+
+function decide(overrides: Partial<VerdictInput>): Verdict {
+  return verdict({ record, pod: running, node: ready, statefulSet: undefined, confirmedLive: false, config, now: NOW, ...overrides });
+}
+
+describe('verdict', () => {
+  it.each<[string, Partial<VerdictInput>, Verdict]>([
+    ['GC switched off keeps everything', { config: { ...config, enabled: false }, pod: undefined }, { action: 'keep', reason: 'GCDisabled' }],
+    ['a running pod with its IP is kept', {}, { action: 'keep', reason: 'PodActive' }],
+    ['a pending pod is kept (it may be mid-allocation)', { pod: { ...running, phase: 'Pending', podIPs: [] } }, { action: 'keep', reason: 'PodPending' }],
+    ['(d) a record whose pod is gone is reclaimed', { pod: undefined }, { action: 'reclaim', reason: 'PodNotFound' }],
+    ['(d) a record naming another UID is reclaimed', { pod: { ...running, uid: 'uid-2' } }, { action: 'reclaim', reason: 'PodReplaced' }],
+    ['(d) a hand-written record without a time whose pod is gone is reclaimed', { record: { ...record, allocatedAt: undefined }, pod: undefined }, { action: 'reclaim', reason: 'PodNotFound' }],
+    ['a young record whose pod is not in the list waits for the minimum age', { record: { ...record, allocatedAt: NOW - 5000 }, pod: undefined }, { action: 'wait', until: NOW - 5000 + MIN, reason: 'RecordTooYoung' }],
+    ['a young record is reclaimed when a live GET confirms the pod is gone', { record: { ...record, allocatedAt: NOW - 5000 }, pod: undefined, confirmedLive: true }, { action: 'reclaim', reason: 'PodNotFound' }],
+    ['a young record with a replaced pod waits unless confirmed', { record: { ...record, allocatedAt: NOW - 5000 }, pod: { ...running, uid: 'uid-2' } }, { action: 'wait', until: NOW - 5000 + MIN, reason: 'RecordTooYoung' }],
+    ['(b) a terminating pod inside its grace waits until deletionTimestamp + grace',
+      { pod: { ...running, deletionTimestamp: NOW - 10_000, deletionGracePeriodSeconds: 30 }, node: notReady },
+      { action: 'wait', until: NOW + 20_000, reason: 'WithinGracePeriod' }],
+    ['(b) the additional grace delay is added',
+      { pod: { ...running, deletionTimestamp: NOW - 40_000, deletionGracePeriodSeconds: 30 }, node: notReady, config: { ...config, additionalGraceDelayMs: 60_000 } },
+      { action: 'wait', until: NOW + 50_000, reason: 'WithinGracePeriod' }],
+    ['(b) past grace on a NotReady node: reclaimed',
+      { pod: { ...running, deletionTimestamp: NOW - 40_000, deletionGracePeriodSeconds: 30 }, node: notReady },
+      { action: 'reclaim', reason: 'TerminatingOnNotReadyNode' }],
+    ['(b) past grace on a deleted node: reclaimed as NotReady',
+      { pod: { ...running, deletionTimestamp: NOW - 40_000, deletionGracePeriodSeconds: 30 }, node: undefined },
+      { action: 'reclaim', reason: 'TerminatingOnNotReadyNode' }],
+    ['(b) the NotReady switch off keeps it',
+      { pod: { ...running, deletionTimestamp: NOW - 40_000, deletionGracePeriodSeconds: 30 }, node: notReady, config: { ...config, reclaimTerminatingOnNotReadyNode: false } },
+      { action: 'keep', reason: 'TerminatingOnNotReadyNodeSwitchOff' }],
+    ['past grace on a Ready node: reclaimed', { pod: { ...running, deletionTimestamp: NOW - 40_000, deletionGracePeriodSeconds: 30 } }, { action: 'reclaim', reason: 'TerminatingOnReadyNode' }],
+    ['the Ready switch off keeps it',
+      { pod: { ...running, deletionTimestamp: NOW - 40_000, deletionGracePeriodSeconds: 30 }, config: { ...config, reclaimTerminatingOnReadyNode: false } },
+      { action: 'keep', reason: 'TerminatingOnReadyNodeSwitchOff' }],
+    ['(c) a Succeeded pod is reclaimed after finishedAt + termination grace', { pod: { ...running, phase: 'Succeeded', finishedAt: NOW - 31_000 } }, { action: 'reclaim', reason: 'PodSucceeded' }],
+    ['(c) a Failed pod waits out its termination grace', { pod: { ...running, phase: 'Failed', finishedAt: NOW - 10_000 } }, { action: 'wait', until: NOW + 20_000, reason: 'WithinGracePeriod' }],
+    ['(c) a Failed pod past grace is reclaimed', { pod: { ...running, phase: 'Failed', finishedAt: NOW - 31_000 }, node: notReady }, { action: 'reclaim', reason: 'PodFailed' }],
+    ['a StatefulSet pod that is gone is kept while its ordinal is wanted', { pod: undefined, statefulSet: set(3) }, { action: 'keep', reason: 'StatefulSetOrdinalWanted' }],
+    ['a StatefulSet pod that is gone is reclaimed after a scale-down', { pod: undefined, statefulSet: set(1) }, { action: 'reclaim', reason: 'StatefulSetScaledDown' }],
+    ['a StatefulSet pod that is gone is reclaimed when the StatefulSet is deleted', { pod: undefined, statefulSet: set(3, { exists: false }) }, { action: 'reclaim', reason: 'StatefulSetScaledDown' }],
+    ['ordinals.start shifts the wanted ordinals', { pod: undefined, statefulSet: set(2, { ordinalStart: 1 }) }, { action: 'keep', reason: 'StatefulSetOrdinalWanted' }],
+    ['a re-created StatefulSet pod without IPs keeps the old record for itself', { pod: { ...running, uid: 'uid-2', podIPs: [] }, statefulSet: set(3) }, { action: 'keep', reason: 'StatefulSetOrdinalWanted' }],
+    ['a re-created StatefulSet pod that has IPs of its own frees the old record', { pod: { ...running, uid: 'uid-2', podIPs: ['10.6.0.9'] }, statefulSet: set(3) }, { action: 'reclaim', reason: 'PodReplaced' }],
+    ['a terminating StatefulSet pod whose ordinal is wanted is kept (it is being re-created)',
+      { pod: { ...running, deletionTimestamp: NOW - 400_000 }, node: notReady, statefulSet: set(3) },
+      { action: 'keep', reason: 'StatefulSetOrdinalWanted' }],
+    ['a running pod without podIPs is kept by default', { pod: { ...running, podIPs: [] } }, { action: 'keep', reason: 'PodActive' }],
+    ['a running pod without podIPs is reclaimed with the switch on', { pod: { ...running, podIPs: [] }, config: { ...config, reclaimRunningWithoutPodIPs: true } }, { action: 'reclaim', reason: 'RunningWithoutPodIPs' }],
+  ])('%s', (_name, overrides, expected) => {
+    expect(decide(overrides)).toEqual(expected);
+  });
+
+  it('never reclaims a live pod that holds its record, a wanted StatefulSet ordinal, or a young unconfirmed record', () => {
+    const pod = fc.option(
+      fc.record({
+        uid: fc.constantFrom('uid-1', 'uid-2'),
+        phase: fc.constantFrom('Pending', 'Running', 'Succeeded', 'Failed', 'Unknown') as fc.Arbitrary<PodFacts['phase']>,
+        podIPs: fc.constantFrom<string[]>([], ['10.6.0.5']),
+        deletionTimestamp: fc.option(fc.integer({ min: NOW - 600_000, max: NOW }), { nil: undefined }),
+        deletionGracePeriodSeconds: fc.option(fc.integer({ min: 0, max: 120 }), { nil: undefined }),
+        finishedAt: fc.option(fc.integer({ min: NOW - 600_000, max: NOW }), { nil: undefined }),
+      }),
+      { nil: undefined },
+    );
+    fc.assert(
+      fc.property(
+        pod,
+        fc.option(fc.integer({ min: 0, max: 4 }), { nil: undefined }),
+        fc.integer({ min: 0, max: 20 * MIN }),
+        fc.boolean(),
+        fc.boolean(),
+        (p, replicas, age, confirmed, nodeReady) => {
+          const input: VerdictInput = {
+            record: { ...record, allocatedAt: NOW - age },
+            pod: p,
+            node: { name: 'n1', ready: nodeReady },
+            statefulSet: replicas === undefined ? undefined : set(replicas),
+            confirmedLive: confirmed,
+            config,
+            now: NOW,
+          };
+          const result = verdict(input);
+          if (result.action !== 'reclaim') return;
+          const live = p && p.uid === record.podUID && !p.deletionTimestamp && (p.phase === 'Running' || p.phase === 'Pending');
+          expect(live).toBeFalsy();
+          const wantedOrdinal = replicas !== undefined && 1 < replicas;
+          if (wantedOrdinal) expect(p && p.uid !== record.podUID && p.podIPs.length > 0).toBe(true);
+          if (age < MIN && !confirmed) expect(p && p.uid === record.podUID).toBe(true);
+        },
+      ),
+    );
+  });
+});
+
+describe('statefulSetOrdinal', () => {
+  it.each([
+    ['web-0', 'web', 0],
+    ['web-12', 'web', 12],
+    ['web-01', 'web', undefined],
+    ['web-x', 'web', undefined],
+    ['web-api-3', 'web', undefined],
+    ['web-api-3', 'web-api', 3],
+  ])('%s of %s is %s', (pod, setName, ordinal) => {
+    expect(statefulSetOrdinal(pod, setName)).toBe(ordinal);
+  });
+});
