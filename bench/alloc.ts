@@ -11,6 +11,7 @@ import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger } from '@temporalio/worker';
 import { createAgent } from '../src/agent/agent.ts';
+import { RECLAIM_DEFAULTS } from '../src/gc/config.ts';
 import { serveAgent } from '../src/agent/server.ts';
 import { TidepoolClient } from '../src/k8s/client.ts';
 import { up } from '../stack/stack.ts';
@@ -68,7 +69,7 @@ async function main(): Promise<void> {
 
   const workerConnection = await NativeConnection.connect({ address: info.temporalAddress });
   const { worker, writer, run } = await createTidepoolWorker({
-    connection: workerConnection, namespace: info.temporalNamespace, kubeConfig, reuseCooldownMs: 0, shutdownGraceMs: 5000, taskQueue,
+    connection: workerConnection, namespace: info.temporalNamespace, kubeConfig, settings: RECLAIM_DEFAULTS, shutdownGraceMs: 5000, taskQueue,
   });
   const running = run();
   const connection = await Connection.connect({ address: info.temporalAddress });

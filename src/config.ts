@@ -23,7 +23,6 @@ export function loadWorkerConfig() {
   return {
     ...loadCommonConfig(),
     kubeconfig: process.env.KUBECONFIG || undefined,
-    reuseCooldownMs: parseDuration(env('TIDEPOOL_REUSE_COOLDOWN', '0s'), 'TIDEPOOL_REUSE_COOLDOWN'),
     shutdownGraceMs: parseDuration(env('TIDEPOOL_SHUTDOWN_GRACE', '30s'), 'TIDEPOOL_SHUTDOWN_GRACE'),
   };
 }

@@ -1,5 +1,6 @@
 import { DefaultLogger, NativeConnection, Runtime, type LogEntry } from '@temporalio/worker';
 import { loadWorkerConfig } from '../src/config.ts';
+import { loadReclaimSettings } from '../src/gc/config.ts';
 import { loadKubeConfig } from '../src/k8s/kubeconfig.ts';
 import { createTidepoolWorker } from './worker.ts';
 
@@ -11,6 +12,7 @@ function jsonLine(entry: LogEntry): void {
 
 async function main(): Promise<void> {
   const config = loadWorkerConfig();
+  const settings = loadReclaimSettings();
   Runtime.install({ logger: new DefaultLogger('INFO', jsonLine) });
   const kubeConfig = loadKubeConfig(config.kubeconfig);
   const connection = await NativeConnection.connect({ address: config.temporalAddress }).catch((error: unknown) => {
@@ -21,7 +23,8 @@ async function main(): Promise<void> {
       connection,
       namespace: config.temporalNamespace,
       kubeConfig,
-      ...config,
+      settings,
+      shutdownGraceMs: config.shutdownGraceMs,
       onCacheError: (error) => Runtime.instance().logger.warn('watch failed; restarting it', { error: error.message }),
     });
     Runtime.instance().logger.info('tidepool worker started', {

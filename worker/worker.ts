@@ -3,6 +3,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../src/activities/index.ts';
 import { PoolWriter } from '../src/activities/pool-writer.ts';
+import type { ReclaimSettings } from '../src/gc/config.ts';
 import { ClusterCache } from '../src/k8s/cache.ts';
 import { TidepoolClient } from '../src/k8s/client.ts';
 import { TASK_QUEUE } from '../src/temporal/names.ts';
@@ -13,7 +14,7 @@ export interface TidepoolWorkerOptions {
   connection: NativeConnection;
   namespace: string;
   kubeConfig: KubeConfig;
-  reuseCooldownMs: number;
+  settings: ReclaimSettings;
   shutdownGraceMs: number;
   taskQueue?: string;
   onCacheError?: (error: Error) => void;
@@ -28,7 +29,7 @@ export interface TidepoolWorker {
 
 /** The Tidepool worker: the lifecycle workflows and their activities on task queue `tidepool`. */
 export async function createTidepoolWorker(options: TidepoolWorkerOptions): Promise<TidepoolWorker> {
-  const writer = new PoolWriter(new TidepoolClient(options.kubeConfig), { cooldownMs: options.reuseCooldownMs });
+  const writer = new PoolWriter(new TidepoolClient(options.kubeConfig), { cooldownMs: options.settings.reuseCooldownMs });
   const cache = new ClusterCache(options.kubeConfig, options.onCacheError);
   await cache.start();
   const worker = await Worker.create({
@@ -36,7 +37,7 @@ export async function createTidepoolWorker(options: TidepoolWorkerOptions): Prom
     namespace: options.namespace,
     taskQueue: options.taskQueue ?? TASK_QUEUE,
     workflowsPath: WORKFLOWS_PATH,
-    activities: createActivities({ kubeConfig: options.kubeConfig, writer, cache }),
+    activities: createActivities({ kubeConfig: options.kubeConfig, writer, cache, gc: options.settings.gc }),
     // In-flight allocations finish before a rolling update stops the worker.
     shutdownGraceTime: options.shutdownGraceMs,
     maxConcurrentLocalActivityExecutions: 200,

@@ -1,5 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { AppsV1Api, CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { nodeFacts, podFacts, statefulSetFacts, statefulSetOwner } from '../gc/facts.ts';
+import { verdict, type GcConfig, type Verdict } from '../gc/verdict.ts';
 import type { ClusterCache } from '../k8s/cache.ts';
 import { TidepoolClient } from '../k8s/client.ts';
 import { KubeApiError, kubeGetOptional } from '../k8s/errors.ts';
@@ -14,6 +16,7 @@ import {
   type AllocateIPsInput,
   type AllocateIPsResult,
   type HeldIP,
+  type JudgePodInput,
   type PodEndpointInput,
   type ReleaseIPsInput,
   type ReleaseIPsResult,
@@ -25,6 +28,7 @@ export interface ActivityDependencies {
   kubeConfig: KubeConfig;
   writer: PoolWriter;
   cache: ClusterCache;
+  gc: GcConfig;
 }
 
 /** Every address of every ReservedIP that is not being deleted, per family. */
@@ -70,7 +74,7 @@ function heldIP(pool: IPPool, ip: string): HeldIP {
  * The activities of the pod IP lifecycle. Each is idempotent, so Temporal may retry any of them after a crash
  * at any point: allocation is keyed on (pod UID, interface), release is compare-and-delete on (IP, pod UID).
  */
-export function createActivities({ kubeConfig, writer, cache }: ActivityDependencies) {
+export function createActivities({ kubeConfig, writer, cache, gc }: ActivityDependencies) {
   const tidepool = new TidepoolClient(kubeConfig);
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const apps = kubeConfig.makeApiClient(AppsV1Api);
@@ -234,7 +238,8 @@ export function createActivities({ kubeConfig, writer, cache }: ActivityDependen
     async removePodEndpoint(input: RemoveEndpointInput): Promise<void> {
       const existing = await tidepool.getPodEndpoint(input.namespace, input.pod);
       if (!existing || existing.status.podUID !== input.podUID) return;
-      const ips = existing.status.ips.filter((ip) => !input.interfaces.includes(ip.interface));
+      const removed = input.interfaces;
+      const ips = removed ? existing.status.ips.filter((ip) => !removed.includes(ip.interface)) : [];
       if (ips.length > 0) {
         await tidepool.replacePodEndpoint({ ...existing, status: { ...existing.status, ips } });
         return;
@@ -248,6 +253,29 @@ export function createActivities({ kubeConfig, writer, cache }: ActivityDependen
           if (!(error instanceof KubeApiError && error.notFound)) throw error;
         });
       }
+    },
+
+    /** The reclaim verdict for a lifecycle's IPs, from the pod, its node and its StatefulSet read live. */
+    async judgePod(input: JudgePodInput): Promise<Verdict> {
+      const podName = `${input.namespace}/${input.pod}`;
+      const pod = await kubeGetOptional(`get pod ${podName}`, () => core.readNamespacedPod({ namespace: input.namespace, name: input.pod }));
+      const nodeName = pod?.spec?.nodeName;
+      const node = nodeName ? await kubeGetOptional(`get node ${nodeName}`, () => core.readNode({ name: nodeName })) : undefined;
+      const setName = statefulSetOwner(pod) ?? (input.ownerKind === 'StatefulSet' ? input.ownerName : undefined);
+      const set = setName
+        ? await kubeGetOptional(`get StatefulSet ${input.namespace}/${setName}`, () =>
+            apps.readNamespacedStatefulSet({ namespace: input.namespace, name: setName }),
+          )
+        : undefined;
+      return verdict({
+        record: { ip: '', pool: '', pod: podName, podUID: input.podUID, ...(input.allocatedAt ? { allocatedAt: input.allocatedAt } : {}) },
+        pod: pod ? podFacts(pod) : undefined,
+        node: node ? nodeFacts(node) : undefined,
+        statefulSet: setName ? statefulSetFacts(setName, set) : undefined,
+        confirmedLive: true,
+        config: gc,
+        now: Date.now(),
+      });
     },
 
     /** Whether the StatefulSet still wants the pod's ordinal, so the pod keeps its IP across re-creation. */

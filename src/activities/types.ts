@@ -70,8 +70,18 @@ export interface RemoveEndpointInput {
   namespace: string;
   pod: string;
   podUID: string;
-  /** Interfaces whose entries to remove; the endpoint is deleted once none is left. */
-  interfaces: string[];
+  /** Interfaces whose entries to remove (all when absent); the endpoint is deleted once none is left. */
+  interfaces?: string[];
+}
+
+export interface JudgePodInput {
+  namespace: string;
+  pod: string;
+  podUID: string;
+  ownerKind?: string;
+  ownerName?: string;
+  /** Epoch ms of the lifecycle's first allocation. */
+  allocatedAt?: number;
 }
 
 export interface StatefulSetOrdinalInput {

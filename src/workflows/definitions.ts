@@ -1,4 +1,4 @@
-import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { HeldIP, PoolDefaults } from '../activities/types.ts';
 
 /** A CNI ADD for one interface of one pod. */
@@ -28,7 +28,7 @@ export interface ReleaseResult {
   note?: string;
 }
 
-export type LifecycleState = 'Allocating' | 'Allocated' | 'Retained' | 'Released' | 'Failed';
+export type LifecycleState = 'Allocating' | 'Allocated' | 'Retained' | 'Released' | 'Reclaimed' | 'Failed';
 
 export interface InterfaceAllocation {
   containerID: string;
@@ -49,6 +49,24 @@ export interface LifecycleSnapshot {
   ipsEverHeld: string[];
   poolsEverUsed: string[];
   lastReason?: string;
+  /** Epoch ms of the first allocation of the current pod. */
+  allocatedAt?: number;
+  /** Epoch ms when the pod's IPs are to be judged again (a durable timer). */
+  checkAt?: number;
+}
+
+/** From the controller: something happened to the pod; judge its IPs again at `checkAt` (epoch ms). */
+export interface PodEvent {
+  podUID: string;
+  event: 'deleted' | 'terminating' | 'finished' | 'nodeNotReady';
+  checkAt: number;
+}
+
+/** From a GC sweep: these records of this pod UID were judged leaked; reclaim them. */
+export interface ReclaimRequest {
+  podUID: string;
+  reason: string;
+  ips: { ip: string; pool: string }[];
 }
 
 export interface LifecycleInput {
@@ -60,3 +78,5 @@ export interface LifecycleInput {
 export const allocateUpdate = defineUpdate<AllocateResult, [AllocateRequest]>('allocate');
 export const releaseUpdate = defineUpdate<ReleaseResult, [ReleaseRequest]>('release');
 export const stateQuery = defineQuery<LifecycleSnapshot>('state');
+export const podEventSignal = defineSignal<[PodEvent]>('podEvent');
+export const reclaimSignal = defineSignal<[ReclaimRequest]>('reclaim');

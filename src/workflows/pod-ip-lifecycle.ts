@@ -15,12 +15,15 @@ import type { HeldIP } from '../activities/types.ts';
 import { TidepoolIPs, TidepoolNode, TidepoolPod, TidepoolPodUID, TidepoolPools, TidepoolState } from '../temporal/names.ts';
 import {
   allocateUpdate,
+  podEventSignal,
+  reclaimSignal,
   releaseUpdate,
   stateQuery,
   type AllocateRequest,
   type AllocateResult,
   type LifecycleInput,
   type LifecycleSnapshot,
+  type ReclaimRequest,
   type ReleaseRequest,
   type ReleaseResult,
 } from './definitions.ts';
@@ -159,6 +162,7 @@ export async function podIPLifecycle(input: LifecycleInput): Promise<LifecycleSn
       }
       throw updateFailure(error);
     }
+    if (s.podUID !== request.podUID || s.allocatedAt === undefined) s.allocatedAt = Date.now();
     s.podUID = request.podUID;
     s.node = result.node ?? s.node;
     s.ownerKind = result.ownerKind;
@@ -215,6 +219,44 @@ export async function podIPLifecycle(input: LifecycleInput): Promise<LifecycleSn
     return { released: result.released, retained: [] };
   }
 
+  /** Releases records of `request.podUID` (those named, and those this lifecycle holds for that pod). */
+  async function reclaim(request: ReclaimRequest): Promise<void> {
+    const mine = s.podUID === request.podUID ? held() : [];
+    const ips = [...mine, ...request.ips.filter((r) => !mine.some((m) => m.ip === r.ip && m.pool === r.pool))];
+    if (ips.length === 0) return;
+    const result = await activities.releaseIPs({ namespace: s.namespace, pod: s.pod, podUID: request.podUID, ips, reason: request.reason });
+    await activities.removePodEndpoint({ namespace: s.namespace, pod: s.pod, podUID: request.podUID });
+    log.info('reclaimed IPs', { pod: podName, reason: request.reason, ...result });
+    if (s.podUID === request.podUID || s.podUID === undefined) {
+      s.podUID = request.podUID;
+      s.interfaces = {};
+      s.checkAt = undefined;
+    }
+    for (const { ip, pool } of ips) {
+      if (!s.ipsEverHeld.includes(ip)) s.ipsEverHeld.push(ip);
+      if (!s.poolsEverUsed.includes(pool)) s.poolsEverUsed.push(pool);
+    }
+    s.state = 'Reclaimed';
+    s.lastReason = request.reason;
+    publish();
+  }
+
+  /** The durable timer fired: judge the pod live, then reclaim, wait again, or keep. */
+  async function judge(): Promise<void> {
+    s.checkAt = undefined;
+    if (s.podUID === undefined || held().length === 0) return;
+    const decision = await activities.judgePod({
+      namespace: s.namespace,
+      pod: s.pod,
+      podUID: s.podUID,
+      ...(s.ownerKind ? { ownerKind: s.ownerKind, ownerName: s.ownerName } : {}),
+      ...(s.allocatedAt !== undefined ? { allocatedAt: s.allocatedAt } : {}),
+    });
+    if (decision.action === 'reclaim') await reclaim({ podUID: s.podUID, reason: decision.reason, ips: [] });
+    else if (decision.action === 'wait') s.checkAt = decision.until;
+    else log.info('kept IPs', { pod: podName, reason: decision.reason });
+  }
+
   setHandler(
     allocateUpdate,
     (request) =>
@@ -240,9 +282,36 @@ export async function podIPLifecycle(input: LifecycleInput): Promise<LifecycleSn
     { validator: validateRequest, description: 'CNI DEL: release the IPs of one interface' },
   );
   setHandler(stateQuery, () => s);
+  setHandler(podEventSignal, (event) => {
+    if (event.podUID !== s.podUID || held().length === 0) return;
+    s.checkAt = Math.min(s.checkAt ?? Number.POSITIVE_INFINITY, event.checkAt);
+  });
+  setHandler(reclaimSignal, (request) =>
+    exclusive(async () => {
+      try {
+        await reclaim(request);
+      } finally {
+        handled = true;
+      }
+    }),
+  );
 
   const finished = () => handled && held().length === 0;
-  await condition(() => (finished() || workflowInfo().continueAsNewSuggested) && allHandlersFinished());
-  if (!finished()) return continueAsNew<typeof podIPLifecycle>({ namespace: s.namespace, pod: s.pod, snapshot: s });
-  return s;
+  const checkDue = () => s.checkAt !== undefined && Date.now() >= s.checkAt;
+  for (;;) {
+    // A signal that moves checkAt wakes the loop too, so that the timer is armed for the new time.
+    const armed = s.checkAt;
+    const wake = () =>
+      (finished() || workflowInfo().continueAsNewSuggested || checkDue() || s.checkAt !== armed) && allHandlersFinished();
+    if (s.checkAt === undefined) await condition(wake);
+    else await condition(wake, Math.max(1, s.checkAt - Date.now()), { summary: 'judge the pod again' });
+    if (checkDue()) {
+      await exclusive(judge);
+      continue;
+    }
+    if (finished()) return s;
+    if (workflowInfo().continueAsNewSuggested) {
+      return continueAsNew<typeof podIPLifecycle>({ namespace: s.namespace, pod: s.pod, snapshot: s });
+    }
+  }
 }

@@ -7,7 +7,9 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { createAgent, type Agent } from '../../src/agent/agent.ts';
 import { serveAgent } from '../../src/agent/server.ts';
+import { createController } from '../../src/controller/controller.ts';
 import type { PoolWriter } from '../../src/activities/pool-writer.ts';
+import { RECLAIM_DEFAULTS, type ReclaimSettings } from '../../src/gc/config.ts';
 import { createTidepoolWorker } from '../../worker/worker.ts';
 import { kubeConfig, stack } from './cluster.ts';
 
@@ -25,7 +27,9 @@ export interface TidepoolUnderTest {
  * Runs the Tidepool worker and a node agent in this process against the stack, on a task queue of their
  * own so that test files never see each other's workflows.
  */
-export async function startTidepool(options: { reuseCooldownMs?: number; addTimeoutMs?: number } = {}): Promise<TidepoolUnderTest> {
+export async function startTidepool(
+  options: { settings?: Partial<ReclaimSettings>; addTimeoutMs?: number; controller?: boolean } = {},
+): Promise<TidepoolUnderTest> {
   const info = stack();
   const taskQueue = `tidepool-test-${randomBytes(4).toString('hex')}`;
   const dir = mkdtempSync(path.join(tmpdir(), 'tidepool-agent-'));
@@ -37,7 +41,7 @@ export async function startTidepool(options: { reuseCooldownMs?: number; addTime
     connection: workerConnection,
     namespace: info.temporalNamespace,
     kubeConfig: kubeConfig(),
-    reuseCooldownMs: options.reuseCooldownMs ?? 0,
+    settings: { ...RECLAIM_DEFAULTS, ...options.settings },
     shutdownGraceMs: 5000,
     taskQueue,
   });
@@ -55,6 +59,8 @@ export async function startTidepool(options: { reuseCooldownMs?: number; addTime
     taskQueue,
   });
   const server = await serveAgent(agent, socketPath, (error) => console.error('agent error', error));
+  const controller = options.controller ? createController({ kubeConfig: kubeConfig(), client }) : undefined;
+  await controller?.start();
 
   return {
     taskQueue,
@@ -64,6 +70,7 @@ export async function startTidepool(options: { reuseCooldownMs?: number; addTime
     agent,
     writer,
     stop: async () => {
+      await controller?.stop();
       await new Promise((resolve) => server.close(resolve));
       worker.shutdown();
       await running;

@@ -1,0 +1,123 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  makeInformer,
+  type Informer,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+  type ObjectCache,
+  type V1Node,
+  type V1Pod,
+} from '@kubernetes/client-node';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { nodeFacts } from '../gc/facts.ts';
+import { GROUP, VERSION, type PodEndpoint } from '../k8s/types.ts';
+import { podLifecycleWorkflowId } from '../temporal/names.ts';
+import { podEventSignal, type PodEvent } from '../workflows/definitions.ts';
+
+type Watched<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
+
+export interface ControllerOptions {
+  kubeConfig: KubeConfig;
+  client: Client;
+  log?: (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+}
+
+/**
+ * Turns pod and node events into `podEvent` signals to the pods' lifecycle workflows: a pod deleted, a pod
+ * terminating, a pod Succeeded or Failed, a node gone NotReady under terminating pods. It holds no timers: each
+ * lifecycle judges its pod at the signalled time on a durable timer, and waits on its own for grace periods.
+ * Only pods with a PodEndpoint are signalled. Signals are idempotent, so two controllers may run at once.
+ */
+export function createController({ kubeConfig, client, log = () => {} }: ControllerOptions) {
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const custom = kubeConfig.makeApiClient(CustomObjectsApi);
+  const pods: Watched<V1Pod> = makeInformer(kubeConfig, '/api/v1/pods', () => core.listPodForAllNamespaces());
+  const nodes: Watched<V1Node> = makeInformer(kubeConfig, '/api/v1/nodes', () => core.listNode());
+  const endpoints: Watched<PodEndpoint> = makeInformer(
+    kubeConfig,
+    `/apis/${GROUP}/${VERSION}/podendpoints`,
+    () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'podendpoints' }) as Promise<KubernetesListObject<PodEndpoint>>,
+  );
+  const informers = [pods, nodes, endpoints] as Watched<KubernetesObject>[];
+  /** Signals already sent, by pod UID and event, so a resync does not repeat them. */
+  const sent = new Set<string>();
+  const notReady = new Set<string>();
+  let stopped = false;
+
+  async function signal(pod: V1Pod, event: PodEvent['event'], checkAt: number): Promise<void> {
+    const namespace = pod.metadata?.namespace ?? '';
+    const name = pod.metadata?.name ?? '';
+    const uid = pod.metadata?.uid ?? '';
+    const key = `${uid}/${event}`;
+    if (sent.has(key) || !endpoints.get(name, namespace)) return;
+    sent.add(key);
+    try {
+      await client.workflow.getHandle(podLifecycleWorkflowId(namespace, name)).signal(podEventSignal, { podUID: uid, event, checkAt });
+      log('info', 'signalled pod event', { pod: `${namespace}/${name}`, event });
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) return;
+      sent.delete(key);
+      log('warn', 'could not signal pod event; the next sweep covers it', { pod: `${namespace}/${name}`, event, error: (error as Error).message });
+    }
+  }
+
+  function onPod(pod: V1Pod): void {
+    const deletion = pod.metadata?.deletionTimestamp;
+    if (deletion) void signal(pod, 'terminating', new Date(deletion).getTime());
+    const phase = pod.status?.phase;
+    if (phase === 'Succeeded' || phase === 'Failed') void signal(pod, 'finished', Date.now());
+  }
+
+  pods.on('add', onPod);
+  pods.on('update', onPod);
+  pods.on('delete', (pod) => void signal(pod, 'deleted', Date.now()));
+  const onNode = (node: V1Node) => {
+    const name = node.metadata?.name ?? '';
+    if (nodeFacts(node).ready) {
+      notReady.delete(name);
+      return;
+    }
+    if (notReady.has(name)) return;
+    notReady.add(name);
+    for (const pod of pods.list()) {
+      if (pod.spec?.nodeName === name && pod.metadata?.deletionTimestamp) void signal(pod, 'nodeNotReady', Date.now());
+    }
+  };
+  nodes.on('add', onNode);
+  nodes.on('update', onNode);
+
+  for (const informer of informers) {
+    informer.on('error', (error: unknown) => {
+      if (stopped) return;
+      log('warn', 'watch failed; restarting it', { error: error instanceof Error ? error.message : String(error) });
+      void (async () => {
+        for (let delay = 1000; !stopped; delay = Math.min(delay * 2, 30_000)) {
+          await sleep(delay);
+          try {
+            if (!stopped) await informer.start();
+            return;
+          } catch {
+            // still unreachable
+          }
+        }
+      })();
+    });
+  }
+
+  return {
+    /** Starts watching; resolves once every watch holds its first list. PodEndpoints are listed first. */
+    async start(): Promise<void> {
+      await endpoints.start();
+      await Promise.all([pods.start(), nodes.start()]);
+    },
+    async stop(): Promise<void> {
+      stopped = true;
+      await Promise.all(informers.map((informer) => informer.stop()));
+    },
+  };
+}
+
+export type Controller = ReturnType<typeof createController>;

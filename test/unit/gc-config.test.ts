@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfigFile, RECLAIM_DEFAULTS, resolveReclaimSettings } from '../../src/gc/config.ts';
+
+describe('reclaim settings', () => {
+  it('defaults to Spiderpool-like switches, a 5 minute sweep, a 60 s minimum record age and no cooldown', () => {
+    expect(resolveReclaimSettings(undefined, {})).toEqual(RECLAIM_DEFAULTS);
+    expect(RECLAIM_DEFAULTS).toMatchObject({ sweepIntervalMs: 300_000, reuseCooldownMs: 0, gc: { enabled: true, minRecordAgeMs: 60_000 } });
+  });
+
+  it('takes the file over the defaults and the environment over the file', () => {
+    const file = parseConfigFile('gc:\n  enabled: false\n  sweepInterval: 2m\n  additionalGraceDelay: 30\nallocation:\n  reuseCooldown: 10s\n', 'tidepool.yaml');
+    const settings = resolveReclaimSettings(file, { TIDEPOOL_GC_ENABLED: 'true', TIDEPOOL_GC_TERMINATING_ON_NOT_READY_NODE: 'false' });
+    expect(settings).toEqual({
+      gc: { ...RECLAIM_DEFAULTS.gc, enabled: true, reclaimTerminatingOnNotReadyNode: false, additionalGraceDelayMs: 30_000 },
+      sweepIntervalMs: 120_000,
+      reuseCooldownMs: 10_000,
+    });
+  });
+
+  it.each([
+    [{ gc: { enabled: 'yes' } }, {}, 'config file gc.enabled must be true or false, not "yes"'],
+    [{ gc: { sweepInterval: 'soon' } }, {}, 'config file gc.sweepInterval="soon" is not a duration'],
+    [{ gc: { enable: true } }, {}, 'config file: unknown setting gc.enable'],
+    [{ reclaim: {} }, {}, 'config file: unknown section reclaim (expected gc or allocation)'],
+    [undefined, { TIDEPOOL_GC_MIN_RECORD_AGE: '-1s' }, 'TIDEPOOL_GC_MIN_RECORD_AGE="-1s" is not a duration'],
+    [undefined, { TIDEPOOL_GC_SWEEP_INTERVAL: '1s' }, 'the sweep interval must be at least 10s'],
+  ])('rejects %j %j', (file, env, message) => {
+    expect(() => resolveReclaimSettings(file, env)).toThrow(message);
+  });
+
+  it('names the file when it is not YAML', () => {
+    expect(() => parseConfigFile('gc: [unclosed', '/etc/tidepool/config.yaml')).toThrow('/etc/tidepool/config.yaml is not valid YAML');
+  });
+});
