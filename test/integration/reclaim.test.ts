@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { CoreV1Api } from '@kubernetes/client-node';
+import { CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TidepoolClient } from '../../src/k8s/client.ts';
+import { RECLAIM_DEFAULTS } from '../../src/gc/config.ts';
 import { podLifecycleWorkflowId } from '../../src/temporal/names.ts';
 import { createNamespace, kubeConfig, waitFor } from '../harness/cluster.ts';
 import { cniEnv, netconf, runCni, startTidepool, type TidepoolUnderTest } from '../harness/tidepool.ts';
@@ -69,5 +70,72 @@ describe('(a) a pod deleted while its CNI DEL never comes', () => {
     expect([result.state, result.lastReason]).toEqual(['Reclaimed', 'PodNotFound']);
     const signals = (await handle.fetchHistory()).events!.filter((e) => e.workflowExecutionSignaledEventAttributes).map((e) => e.workflowExecutionSignaledEventAttributes!.signalName);
     expect(signals).toContain('podEvent');
+  });
+});
+
+describe('(b) a node that breaks down and never comes back', () => {
+  const tolerations = ['node.kubernetes.io/not-ready', 'node.kubernetes.io/unreachable'].map((key) => ({
+    key, operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 0,
+  }));
+
+  async function heartbeat(name: string): Promise<void> {
+    const now = new Date();
+    await core().patchNodeStatus(
+      { name, body: { status: { conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', lastHeartbeatTime: now, lastTransitionTime: now }] } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+  }
+
+  async function readyNode(name: string): Promise<void> {
+    await core().createNode({ body: { metadata: { name } } });
+    await heartbeat(name);
+  }
+
+  it('reclaims its pods’ IPs after deletionTimestamp + grace, not before, and keeps them with the NotReady switch off', async () => {
+    const switchOff = await startTidepool({ controller: true, settings: { gc: { ...RECLAIM_DEFAULTS.gc, reclaimTerminatingOnNotReadyNode: false } } });
+    // With every node of a zone NotReady, the node-lifecycle controller suspects a network partition and
+    // evicts nothing; a real cluster has healthy nodes beside the dead one, and so does this test.
+    const healthy = `alive-${tag}`;
+    await readyNode(healthy);
+    const beating = setInterval(() => void heartbeat(healthy).catch(() => undefined), 3000);
+    try {
+      const nodeOn = `dead-on-${tag}`;
+      const nodeOff = `dead-off-${tag}`;
+      await readyNode(nodeOn);
+      await readyNode(nodeOff);
+      const pool = await createPool('dead', ['10.90.2.1-10.90.2.10']);
+      const on = await createPod('on-dead-node', pool, { nodeName: nodeOn, terminationGracePeriodSeconds: 5, tolerations });
+      const off = await createPod('on-dead-node-kept', pool, { nodeName: nodeOff, terminationGracePeriodSeconds: 5, tolerations });
+      expect((await runCni('ADD', cniEnv(on, id()), netconf(tidepool.socketPath, tidepool.spoolDir))).code).toBe(0);
+      expect((await runCni('ADD', cniEnv(off, id()), netconf(switchOff.socketPath, switchOff.spoolDir))).code).toBe(0);
+      const holders = async () => Object.values((await pools().getPool(pool))?.status?.allocatedIPs ?? {}).map((r) => r.pod.split('/')[1]);
+
+      // No more heartbeats: the node-lifecycle controller marks the nodes NotReady, taint eviction deletes the pods.
+      let deletion = 0;
+      await waitFor('the real controllers to evict the pod from its dead node', async () => {
+        const pod = await core().readNamespacedPod({ namespace: namespace.name, name: on.name });
+        deletion = pod.metadata?.deletionTimestamp ? new Date(pod.metadata.deletionTimestamp).getTime() : 0;
+        return deletion > 0;
+      }, 90_000);
+      const graceEnds = deletion + 5_000;
+      if (Date.now() < graceEnds - 1000) expect(await holders()).toContain(on.name);
+
+      await waitFor('the dead node’s pod IP to be reclaimed', async () => !(await holders()).includes(on.name), 60_000);
+      expect(Date.now()).toBeGreaterThanOrEqual(graceEnds);
+      const result = await tidepool.client.workflow.getHandle(podLifecycleWorkflowId(namespace.name, on.name)).result();
+      expect([result.state, result.lastReason]).toEqual(['Reclaimed', 'TerminatingOnNotReadyNode']);
+
+      const offPod = await core().readNamespacedPod({ namespace: namespace.name, name: off.name });
+      expect(offPod.metadata?.deletionTimestamp).toBeTruthy();
+      const offGraceEnds = new Date(offPod.metadata!.deletionTimestamp!).getTime() + 5_000;
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, offGraceEnds + 5_000 - Date.now())));
+      expect(await holders()).toEqual([off.name]);
+      const kept = await switchOff.client.workflow.getHandle(podLifecycleWorkflowId(namespace.name, off.name)).describe();
+      expect(kept.status.name).toBe('RUNNING');
+    } finally {
+      clearInterval(beating);
+      await switchOff.stop();
+      for (const name of [`dead-on-${tag}`, `dead-off-${tag}`, healthy]) await core().deleteNode({ name }).catch(() => undefined);
+    }
   });
 });
