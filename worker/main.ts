@@ -1,6 +1,9 @@
+import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type LogEntry } from '@temporalio/worker';
 import { loadWorkerConfig } from '../src/config.ts';
+import { createController } from '../src/controller/controller.ts';
 import { loadReclaimSettings } from '../src/gc/config.ts';
+import { ensureGcSchedule } from '../src/gc/schedule.ts';
 import { loadKubeConfig } from '../src/k8s/kubeconfig.ts';
 import { createTidepoolWorker } from './worker.ts';
 
@@ -10,31 +13,49 @@ function jsonLine(entry: LogEntry): void {
   process.stdout.write(`${JSON.stringify({ time, level, msg: message, ...meta })}\n`);
 }
 
+/** The worker process: the workflows and activities, the controller, and the tidepool-gc Schedule. */
 async function main(): Promise<void> {
   const config = loadWorkerConfig();
   const settings = loadReclaimSettings();
   Runtime.install({ logger: new DefaultLogger('INFO', jsonLine) });
+  const logger = Runtime.instance().logger;
   const kubeConfig = loadKubeConfig(config.kubeconfig);
+  const unreachable = (error: unknown) =>
+    new Error(`cannot reach Temporal at ${config.temporalAddress}: ${(error as Error).message}`, { cause: error });
   const connection = await NativeConnection.connect({ address: config.temporalAddress }).catch((error: unknown) => {
-    throw new Error(`cannot reach Temporal at ${config.temporalAddress}: ${(error as Error).message}`, { cause: error });
+    throw unreachable(error);
+  });
+  const clientConnection = await Connection.connect({ address: config.temporalAddress }).catch((error: unknown) => {
+    throw unreachable(error);
   });
   try {
+    const client = new Client({ connection: clientConnection, namespace: config.temporalNamespace });
     const { run } = await createTidepoolWorker({
       connection,
       namespace: config.temporalNamespace,
       kubeConfig,
       settings,
       shutdownGraceMs: config.shutdownGraceMs,
-      onCacheError: (error) => Runtime.instance().logger.warn('watch failed; restarting it', { error: error.message }),
+      onCacheError: (error) => logger.warn('watch failed; restarting it', { error: error.message }),
     });
-    Runtime.instance().logger.info('tidepool worker started', {
+    const controller = createController({ kubeConfig, client, log: (level, message, fields) => logger[level](message, fields) });
+    await controller.start();
+    if (settings.gc.enabled) {
+      const schedule = await ensureGcSchedule(client, { intervalMs: settings.sweepIntervalMs });
+      // One sweep at start, through the Schedule so that it never overlaps a scheduled one.
+      await schedule.trigger('SKIP');
+    }
+    logger.info('tidepool worker started', {
       temporal: config.temporalAddress,
       namespace: config.temporalNamespace,
       cluster: kubeConfig.getCurrentCluster()?.server,
+      gc: settings,
     });
     // The Runtime shuts the worker down on SIGINT/SIGTERM; run() resolves once in-flight work has finished.
     await run();
+    await controller.stop();
   } finally {
+    await clientConnection.close();
     await connection.close();
   }
 }

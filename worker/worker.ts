@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../src/activities/index.ts';
+import { createSweepActivities } from '../src/activities/sweep.ts';
 import { PoolWriter } from '../src/activities/pool-writer.ts';
 import type { ReclaimSettings } from '../src/gc/config.ts';
 import { ClusterCache } from '../src/k8s/cache.ts';
@@ -30,14 +31,18 @@ export interface TidepoolWorker {
 /** The Tidepool worker: the lifecycle workflows and their activities on task queue `tidepool`. */
 export async function createTidepoolWorker(options: TidepoolWorkerOptions): Promise<TidepoolWorker> {
   const writer = new PoolWriter(new TidepoolClient(options.kubeConfig), { cooldownMs: options.settings.reuseCooldownMs });
+  const taskQueue = options.taskQueue ?? TASK_QUEUE;
   const cache = new ClusterCache(options.kubeConfig, options.onCacheError);
   await cache.start();
   const worker = await Worker.create({
     connection: options.connection,
     namespace: options.namespace,
-    taskQueue: options.taskQueue ?? TASK_QUEUE,
+    taskQueue,
     workflowsPath: WORKFLOWS_PATH,
-    activities: createActivities({ kubeConfig: options.kubeConfig, writer, cache, gc: options.settings.gc }),
+    activities: {
+      ...createActivities({ kubeConfig: options.kubeConfig, writer, cache, gc: options.settings.gc }),
+      ...createSweepActivities({ kubeConfig: options.kubeConfig, gc: options.settings.gc, taskQueue }),
+    },
     // In-flight allocations finish before a rolling update stops the worker.
     shutdownGraceTime: options.shutdownGraceMs,
     maxConcurrentLocalActivityExecutions: 200,

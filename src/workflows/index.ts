@@ -1,1 +1,2 @@
 export { podIPLifecycle } from './pod-ip-lifecycle.ts';
+export { gcSweep } from './gc-sweep.ts';

@@ -1,0 +1,35 @@
+import { ScheduleAlreadyRunning, type Client, type ScheduleHandle } from '@temporalio/client';
+import { GC_SCHEDULE_ID, TASK_QUEUE } from '../temporal/names.ts';
+import type { gcSweep } from '../workflows/gc-sweep.ts';
+
+export interface GcScheduleOptions {
+  intervalMs: number;
+  taskQueue?: string;
+  scheduleId?: string;
+}
+
+/**
+ * Creates the tidepool-gc Schedule, or brings an existing one to these settings: a gcSweep every interval,
+ * overlapping runs skipped, runs missed for longer than one interval not caught up. Idempotent, so every
+ * worker replica may call it at start.
+ */
+export async function ensureGcSchedule(client: Client, options: GcScheduleOptions): Promise<ScheduleHandle> {
+  const scheduleId = options.scheduleId ?? GC_SCHEDULE_ID;
+  const spec = { intervals: [{ every: options.intervalMs }] };
+  const action = {
+    type: 'startWorkflow' as const,
+    workflowType: 'gcSweep',
+    taskQueue: options.taskQueue ?? TASK_QUEUE,
+    args: [{ dryRun: false }] as Parameters<typeof gcSweep>,
+    workflowId: scheduleId,
+  };
+  const policies = { overlap: 'SKIP' as const, catchupWindow: options.intervalMs };
+  try {
+    return await client.schedule.create({ scheduleId, spec, action, policies });
+  } catch (error) {
+    if (!(error instanceof ScheduleAlreadyRunning)) throw error;
+    const handle = client.schedule.getHandle(scheduleId);
+    await handle.update((previous) => ({ ...previous, spec, action, policies }));
+    return handle;
+  }
+}
