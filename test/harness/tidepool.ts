@@ -28,10 +28,10 @@ export interface TidepoolUnderTest {
  * own so that test files never see each other's workflows.
  */
 export async function startTidepool(
-  options: { settings?: Partial<ReclaimSettings>; addTimeoutMs?: number; controller?: boolean } = {},
+  options: { settings?: Partial<ReclaimSettings>; addTimeoutMs?: number; controller?: boolean; taskQueue?: string } = {},
 ): Promise<TidepoolUnderTest> {
   const info = stack();
-  const taskQueue = `tidepool-test-${randomBytes(4).toString('hex')}`;
+  const taskQueue = options.taskQueue ?? `tidepool-test-${randomBytes(4).toString('hex')}`;
   const dir = mkdtempSync(path.join(tmpdir(), 'tidepool-agent-'));
   const socketPath = path.join(dir, 'agent.sock');
   const spoolDir = path.join(dir, 'spool');

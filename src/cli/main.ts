@@ -1,0 +1,221 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import { reservedSets } from '../activities/index.ts';
+import { loadCommonConfig } from '../config.ts';
+import { loadReclaimSettings } from '../gc/config.ts';
+import type { SweepReport } from '../gc/plan.ts';
+import { judgeCluster } from '../gc/snapshot.ts';
+import { canonicalIP, parseIP } from '../ipam/ip.ts';
+import { ipSetOf, poolAddresses, poolFamily } from '../ipam/pool.ts';
+import { TidepoolClient } from '../k8s/client.ts';
+import { loadKubeConfig } from '../k8s/kubeconfig.ts';
+import { GC_SCHEDULE_ID, TASK_QUEUE, TidepoolState } from '../temporal/names.ts';
+import { stateQuery, type LifecycleSnapshot } from '../workflows/definitions.ts';
+import { countsText, table } from './format.ts';
+
+const USAGE = `usage:
+  tidepool status [--pool NAME] [-a] [-o json]   pools: total, allocated, free, reserved, zombie candidates; -a: every IP
+  tidepool gc [--dry-run] [-o json]              run a GC sweep (through the tidepool-gc Schedule) and print its report
+  tidepool history IP|NAMESPACE/POD [-o json]    every lifecycle that held the IP or pod, with times and reasons
+environment: KUBECONFIG, TEMPORAL_ADDRESS (127.0.0.1:7233), TEMPORAL_NAMESPACE (default), TIDEPOOL_CONFIG
+exit codes: 0 done, 1 failed, 2 usage, 3 nothing found`;
+
+class UsageError extends Error {}
+const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3 } as const;
+
+function print(json: boolean, data: unknown, text: string): void {
+  process.stdout.write(`${json ? JSON.stringify(data, null, 2) : text}\n`);
+}
+
+async function temporal<T>(fn: (client: Client) => Promise<T>): Promise<T> {
+  const { temporalAddress, temporalNamespace } = loadCommonConfig();
+  const connection = await Connection.connect({ address: temporalAddress, connectTimeout: 5000 }).catch((error: unknown) => {
+    throw new Error(`cannot reach Temporal at ${temporalAddress}: ${(error as Error).message}`);
+  });
+  try {
+    return await fn(new Client({ connection, namespace: temporalNamespace }));
+  } finally {
+    await connection.close();
+  }
+}
+
+async function status(options: { pool?: string; all: boolean; json: boolean }): Promise<number> {
+  const kubeConfig = loadKubeConfig();
+  const client = new TidepoolClient(kubeConfig);
+  const settings = loadReclaimSettings();
+  const plan = await judgeCluster(kubeConfig, settings.gc);
+  const pools = (await client.listPools()).items.filter((p) => !options.pool || p.metadata.name === options.pool);
+  if (options.pool && pools.length === 0) throw new Error(`IPPool ${options.pool} does not exist`);
+  const reserved = reservedSets(await client.listReservedIPs());
+  const zombies = new Map(plan.reclaims.flatMap((r) => r.ips.map((ip) => [`${ip.pool}/${ip.ip}`, r.reason] as const)));
+
+  const summary = pools.map((pool) => {
+    const addresses = poolAddresses(pool.metadata.name, pool.spec);
+    const records = pool.status?.allocatedIPs ?? {};
+    const total = addresses.allocatable.size();
+    const reservedCount = addresses.allocatable.intersect(reserved[poolFamily(pool.spec)]).size();
+    const allocated = Object.keys(records).length;
+    const candidates = Object.keys(records).filter((ip) => zombies.has(`${pool.metadata.name}/${ip}`)).length;
+    const free = addresses.allocatable.subtract(reserved[addresses.family]).subtract(ipSetOf(addresses.family, Object.keys(records))).size();
+    return {
+      pool: pool.metadata.name,
+      subnet: pool.spec.subnet,
+      total: total.toString(),
+      allocated,
+      free: free.toString(),
+      reserved: reservedCount.toString(),
+      zombieCandidates: candidates,
+      ...(pool.metadata.deletionTimestamp ? { terminating: true } : {}),
+      ...(options.all
+        ? {
+            ips: Object.entries(records)
+              .sort(([a], [b]) => (parseIP(a).value < parseIP(b).value ? -1 : 1))
+              .map(([ip, record]) => ({ ip, ...record, verdict: zombies.get(`${pool.metadata.name}/${ip}`) ?? 'keep' })),
+          }
+        : {}),
+    };
+  });
+  const lines = [
+    table(
+      ['POOL', 'SUBNET', 'TOTAL', 'ALLOCATED', 'FREE', 'RESERVED', 'ZOMBIE CANDIDATES'],
+      summary.map((s) => [s.pool + (s.terminating ? ' (terminating)' : ''), s.subnet, s.total, s.allocated, s.free, s.reserved, s.zombieCandidates]),
+    ),
+  ];
+  if (options.all) {
+    for (const s of summary) {
+      lines.push('', `${s.pool}:`, table(['IP', 'POD', 'POD UID', 'NODE', 'INTERFACE', 'ALLOCATED AT', 'VERDICT'],
+        (s.ips ?? []).map((i) => [i.ip, i.pod, i.podUID, i.node ?? '', i.interface ?? '', i.allocatedAt ?? '', i.verdict])));
+    }
+  }
+  print(options.json, summary, lines.join('\n'));
+  return EXIT.ok;
+}
+
+async function gc(options: { dryRun: boolean; json: boolean }): Promise<number> {
+  const report = await temporal(async (client) => {
+    if (options.dryRun) {
+      return client.workflow.execute('gcSweep', {
+        taskQueue: TASK_QUEUE,
+        workflowId: `${GC_SCHEDULE_ID}-dry-run-${new Date().toISOString()}`,
+        args: [{ dryRun: true }],
+      }) as Promise<SweepReport>;
+    }
+    const schedule = client.schedule.getHandle(GC_SCHEDULE_ID);
+    const before = new Set((await schedule.describe()).info.recentActions.map((a) => a.action.workflow.workflowId));
+    await schedule.trigger('SKIP');
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const info = (await schedule.describe()).info;
+      const started = [...info.runningActions, ...info.recentActions.map((a) => a.action)].find((a) => !before.has(a.workflow.workflowId));
+      const running = started ?? info.runningActions[0];
+      if (running) return client.workflow.getHandle(running.workflow.workflowId).result() as Promise<SweepReport>;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    throw new Error(`the ${GC_SCHEDULE_ID} Schedule started no sweep; is it paused? (temporal schedule describe -s ${GC_SCHEDULE_ID})`);
+  });
+  print(
+    options.json,
+    report,
+    [
+      `GC sweep${report.dryRun ? ' (dry run: nothing changed)' : ''}`,
+      `scanned    ${report.scanned.records} records, ${report.scanned.endpoints} PodEndpoints`,
+      `${report.dryRun ? 'would reclaim' : 'reclaimed '} ${countsText(report.reclaimed)}`,
+      `waiting    ${countsText(report.waiting)}`,
+      `kept       ${countsText(report.kept)}`,
+      ...(report.reclaims.length > 0
+        ? ['', table(['POD', 'POD UID', 'REASON', 'IPS'], report.reclaims.map((r) => [`${r.namespace}/${r.pod}`, r.podUID, r.reason, r.ips.map((i) => `${i.ip} (${i.pool})`).join(', ')]))]
+        : []),
+    ].join('\n'),
+  );
+  return EXIT.ok;
+}
+
+async function history(subject: string, json: boolean): Promise<number> {
+  let query: string;
+  if (/^[a-z0-9.-]+\/[a-z0-9.-]+$/.test(subject)) {
+    query = `WorkflowType = 'podIPLifecycle' AND TidepoolPod = '${subject}'`;
+  } else {
+    let ip: string;
+    try {
+      ip = canonicalIP(subject);
+    } catch {
+      throw new UsageError(`${subject} is neither an IP address nor NAMESPACE/POD`);
+    }
+    query = `WorkflowType = 'podIPLifecycle' AND TidepoolIPs = '${ip}'`;
+  }
+  const rows = await temporal(async (client) => {
+    const found = [];
+    for await (const execution of client.workflow.list({ query })) {
+      const handle = client.workflow.getHandle(execution.workflowId, execution.runId);
+      let snapshot: LifecycleSnapshot | undefined;
+      try {
+        snapshot = execution.status.name === 'RUNNING' ? await handle.query(stateQuery) : ((await handle.result()) as LifecycleSnapshot);
+      } catch (error) {
+        if (!(error instanceof WorkflowNotFoundError)) snapshot = undefined;
+      }
+      found.push({
+        workflowId: execution.workflowId,
+        runId: execution.runId,
+        status: execution.status.name,
+        started: execution.startTime.toISOString(),
+        closed: execution.closeTime?.toISOString() ?? '',
+        state: snapshot?.state ?? execution.typedSearchAttributes.get(TidepoolState) ?? '',
+        podUID: snapshot?.podUID ?? '',
+        ips: snapshot?.ipsEverHeld ?? [],
+        reason: snapshot?.lastReason ?? '',
+      });
+    }
+    return found.sort((a, b) => a.started.localeCompare(b.started));
+  });
+  if (rows.length === 0) {
+    print(json, [], `no lifecycle of ${subject} found (query: ${query})`);
+    return EXIT.notFound;
+  }
+  print(json, rows, table(['WORKFLOW', 'STARTED', 'CLOSED', 'STATE', 'POD UID', 'IPS', 'REASON'],
+    rows.map((r) => [r.workflowId, r.started, r.closed || '(running)', r.state, r.podUID, r.ips.join(','), r.reason])));
+  return EXIT.ok;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: rest,
+      allowPositionals: true,
+      options: {
+        pool: { type: 'string' },
+        all: { type: 'boolean', short: 'a', default: false },
+        'dry-run': { type: 'boolean', default: false },
+        output: { type: 'string', short: 'o' },
+      },
+    });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (values.output !== undefined && values.output !== 'json') throw new UsageError(`-o takes json, not ${values.output}`);
+  const json = values.output === 'json';
+  switch (command) {
+    case 'status':
+      return status({ ...(values.pool ? { pool: values.pool } : {}), all: values.all, json });
+    case 'gc':
+      return gc({ dryRun: values['dry-run'], json });
+    case 'history':
+      if (positionals.length !== 1) throw new UsageError('history takes one IP or NAMESPACE/POD');
+      return history(positionals[0]!, json);
+    default:
+      throw new UsageError(command ? `unknown command ${command}` : 'no command');
+  }
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      const usage = error instanceof UsageError;
+      process.stderr.write(`tidepool: ${(error as Error).message}${usage ? `\n${USAGE}` : ''}\n`);
+      process.exit(usage ? EXIT.usage : EXIT.failed);
+    },
+  );
+}
