@@ -23,6 +23,8 @@ export function loadWorkerConfig() {
   return {
     ...loadCommonConfig(),
     kubeconfig: process.env.KUBECONFIG || undefined,
+    metricsHost: env('TIDEPOOL_METRICS_HOST', '127.0.0.1'),
+    metricsPort: Number(env('TIDEPOOL_METRICS_PORT', '9464')),
     shutdownGraceMs: parseDuration(env('TIDEPOOL_SHUTDOWN_GRACE', '30s'), 'TIDEPOOL_SHUTDOWN_GRACE'),
   };
 }

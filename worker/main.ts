@@ -5,6 +5,7 @@ import { createController } from '../src/controller/controller.ts';
 import { loadReclaimSettings } from '../src/gc/config.ts';
 import { ensureGcSchedule } from '../src/gc/schedule.ts';
 import { loadKubeConfig } from '../src/k8s/kubeconfig.ts';
+import { serveMetrics } from '../src/metrics.ts';
 import { createTidepoolWorker } from './worker.ts';
 
 function jsonLine(entry: LogEntry): void {
@@ -30,7 +31,7 @@ async function main(): Promise<void> {
   });
   try {
     const client = new Client({ connection: clientConnection, namespace: config.temporalNamespace });
-    const { run } = await createTidepoolWorker({
+    const { run, metrics } = await createTidepoolWorker({
       connection,
       namespace: config.temporalNamespace,
       kubeConfig,
@@ -38,6 +39,7 @@ async function main(): Promise<void> {
       shutdownGraceMs: config.shutdownGraceMs,
       onCacheError: (error) => logger.warn('watch failed; restarting it', { error: error.message }),
     });
+    const metricsServer = await serveMetrics(metrics, config.metricsHost, config.metricsPort);
     const controller = createController({ kubeConfig, client, log: (level, message, fields) => logger[level](message, fields) });
     await controller.start();
     if (settings.gc.enabled) {
@@ -50,10 +52,12 @@ async function main(): Promise<void> {
       namespace: config.temporalNamespace,
       cluster: kubeConfig.getCurrentCluster()?.server,
       gc: settings,
+      metrics: `http://${config.metricsHost}:${config.metricsPort}/metrics`,
     });
     // The Runtime shuts the worker down on SIGINT/SIGTERM; run() resolves once in-flight work has finished.
     await run();
     await controller.stop();
+    metricsServer.close();
   } finally {
     await clientConnection.close();
     await connection.close();

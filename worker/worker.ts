@@ -7,6 +7,7 @@ import { PoolWriter } from '../src/activities/pool-writer.ts';
 import type { ReclaimSettings } from '../src/gc/config.ts';
 import { ClusterCache } from '../src/k8s/cache.ts';
 import { TidepoolClient } from '../src/k8s/client.ts';
+import { TidepoolMetrics } from '../src/metrics.ts';
 import { TASK_QUEUE } from '../src/temporal/names.ts';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../src/workflows/index.ts', import.meta.url));
@@ -24,24 +25,30 @@ export interface TidepoolWorkerOptions {
 export interface TidepoolWorker {
   worker: Worker;
   writer: PoolWriter;
+  metrics: TidepoolMetrics;
   /** Runs the worker until it is shut down (SIGTERM, or worker.shutdown()), then stops the caches. */
   run: () => Promise<void>;
 }
 
 /** The Tidepool worker: the lifecycle workflows and their activities on task queue `tidepool`. */
 export async function createTidepoolWorker(options: TidepoolWorkerOptions): Promise<TidepoolWorker> {
-  const writer = new PoolWriter(new TidepoolClient(options.kubeConfig), { cooldownMs: options.settings.reuseCooldownMs });
+  const metrics = new TidepoolMetrics();
+  const writer = new PoolWriter(new TidepoolClient(options.kubeConfig), { cooldownMs: options.settings.reuseCooldownMs }, (batch) => {
+    metrics.poolWrites.inc({ pool: batch.pool });
+    if (batch.conflicts > 0) metrics.conflictRetries.inc({ pool: batch.pool }, batch.conflicts);
+  });
   const taskQueue = options.taskQueue ?? TASK_QUEUE;
   const cache = new ClusterCache(options.kubeConfig, options.onCacheError);
   await cache.start();
+  metrics.watchPools(() => cache.pools());
   const worker = await Worker.create({
     connection: options.connection,
     namespace: options.namespace,
     taskQueue,
     workflowsPath: WORKFLOWS_PATH,
     activities: {
-      ...createActivities({ kubeConfig: options.kubeConfig, writer, cache, gc: options.settings.gc }),
-      ...createSweepActivities({ kubeConfig: options.kubeConfig, gc: options.settings.gc, taskQueue }),
+      ...createActivities({ kubeConfig: options.kubeConfig, writer, cache, gc: options.settings.gc, metrics }),
+      ...createSweepActivities({ kubeConfig: options.kubeConfig, gc: options.settings.gc, taskQueue, metrics }),
     },
     // In-flight allocations finish before a rolling update stops the worker.
     shutdownGraceTime: options.shutdownGraceMs,
@@ -55,5 +62,5 @@ export async function createTidepoolWorker(options: TidepoolWorkerOptions): Prom
       await cache.stop();
     }
   };
-  return { worker, writer, run };
+  return { worker, writer, metrics, run };
 }

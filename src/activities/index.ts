@@ -3,6 +3,7 @@ import { AppsV1Api, CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/c
 import { nodeFacts, podFacts, statefulSetFacts, statefulSetOwner } from '../gc/facts.ts';
 import { verdict, type GcConfig, type Verdict } from '../gc/verdict.ts';
 import type { ClusterCache } from '../k8s/cache.ts';
+import type { TidepoolMetrics } from '../metrics.ts';
 import { TidepoolClient } from '../k8s/client.ts';
 import { KubeApiError, kubeGetOptional } from '../k8s/errors.ts';
 import { API_VERSION, IP_PROTECTION_FINALIZER, type EndpointIP, type IPPool, type PodEndpoint, type ReservedIP } from '../k8s/types.ts';
@@ -29,6 +30,7 @@ export interface ActivityDependencies {
   writer: PoolWriter;
   cache: ClusterCache;
   gc: GcConfig;
+  metrics: TidepoolMetrics;
 }
 
 /** Every address of every ReservedIP that is not being deleted, per family. */
@@ -74,7 +76,7 @@ function heldIP(pool: IPPool, ip: string): HeldIP {
  * The activities of the pod IP lifecycle. Each is idempotent, so Temporal may retry any of them after a crash
  * at any point: allocation is keyed on (pod UID, interface), release is compare-and-delete on (IP, pod UID).
  */
-export function createActivities({ kubeConfig, writer, cache, gc }: ActivityDependencies) {
+export function createActivities({ kubeConfig, writer, cache, gc, metrics }: ActivityDependencies) {
   const tidepool = new TidepoolClient(kubeConfig);
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const apps = kubeConfig.makeApiClient(AppsV1Api);
@@ -88,98 +90,111 @@ export function createActivities({ kubeConfig, writer, cache, gc }: ActivityDepe
     }
   }
 
-  return {
-    async allocateIPs(input: AllocateIPsInput): Promise<AllocateIPsResult> {
-      const podName = `${input.namespace}/${input.pod}`;
-      const pod = await kubeGetOptional(`get pod ${podName}`, () =>
-        core.readNamespacedPod({ namespace: input.namespace, name: input.pod }),
+  async function allocate(input: AllocateIPsInput): Promise<AllocateIPsResult> {
+    const podName = `${input.namespace}/${input.pod}`;
+    const pod = await kubeGetOptional(`get pod ${podName}`, () =>
+      core.readNamespacedPod({ namespace: input.namespace, name: input.pod }),
+    );
+    if (!pod) throw nonRetryable(FailureType.PodNotFound, `pod ${podName} does not exist`);
+    if (pod.metadata?.uid !== input.podUID) {
+      throw nonRetryable(
+        FailureType.PodUIDMismatch,
+        `pod ${podName} now has UID ${pod.metadata?.uid}, but the ADD is for UID ${input.podUID} (a pod that was replaced)`,
       );
-      if (!pod) throw nonRetryable(FailureType.PodNotFound, `pod ${podName} does not exist`);
-      if (pod.metadata?.uid !== input.podUID) {
+    }
+    const namespace = await cache.namespace(input.namespace);
+    const nodeName = pod.spec?.nodeName;
+    const select = async (pools: readonly IPPool[]) => {
+      const node =
+        nodeName && pools.some((p) => p.spec.nodeAffinity)
+          ? await kubeGetOptional(`get node ${nodeName}`, () => core.readNode({ name: nodeName }))
+          : undefined;
+      return choosePools({
+        pod: { namespace: input.namespace, name: input.pod, labels: pod.metadata?.labels, annotations: pod.metadata?.annotations },
+        namespace: { labels: namespace?.metadata?.labels, annotations: namespace?.metadata?.annotations },
+        node: nodeName ? { name: nodeName, labels: node?.metadata?.labels } : undefined,
+        interface: input.interface,
+        netconfDefaults: input.netconfDefaults,
+        pools,
+      });
+    };
+
+    let pools = cache.pools();
+    let choice;
+    try {
+      try {
+        choice = await select(pools);
+      } catch (error) {
+        // The cache may not have seen a pool created a moment ago: decide again from a live list.
+        if (!(error instanceof PoolSelectionError)) throw error;
+        pools = (await tidepool.listPools()).items;
+        choice = await select(pools);
+      }
+    } catch (error) {
+      if (error instanceof PoolSelectionError) throw nonRetryable(FailureType.PoolSelection, error.message);
+      throw error;
+    }
+
+    const reserved = reservedSets(cache.reservedIPs());
+    const request = {
+      pod: podName,
+      podUID: input.podUID,
+      containerID: input.containerID,
+      interface: input.interface,
+      ...(nodeName ? { node: nodeName } : {}),
+      ...(input.adoptFromUID ? { adoptFromUID: input.adoptFromUID } : {}),
+    };
+    const byName = new Map(pools.map((p) => [p.metadata.name, p]));
+    const ips: HeldIP[] = [];
+    const newlyAllocated: { ip: string; pool: string }[] = [];
+    for (const family of [4, 6] as const) {
+      const candidates = choice.pools[family];
+      if (!candidates) continue;
+      const refusals: string[] = [];
+      let got: HeldIP | undefined;
+      for (const name of candidates) {
+        let outcome;
+        try {
+          outcome = await writer.allocate(name, request, reserved[family]);
+        } catch (error) {
+          if (error instanceof PoolNotFoundError) {
+            refusals.push(`${name} (deleted)`);
+            continue;
+          }
+          if (error instanceof IPAMInputError) throw nonRetryable(FailureType.InvalidPool, error.message);
+          throw error;
+        }
+        metrics.allocations.inc({ pool: name, outcome: outcome.kind });
+        if (outcome.kind === 'allocated' || outcome.kind === 'existing') {
+          got = heldIP(byName.get(name)!, outcome.ip);
+          if (outcome.kind === 'allocated') newlyAllocated.push({ ip: outcome.ip, pool: name });
+          break;
+        }
+        refusals.push(outcome.kind === 'exhausted' ? `${name} (every IP in use or reserved)` : `${name} (${outcome.reason})`);
+      }
+      if (!got) {
+        for (const held of newlyAllocated) await releaseOne(held.pool, held.ip, input.podUID, input.containerID);
         throw nonRetryable(
-          FailureType.PodUIDMismatch,
-          `pod ${podName} now has UID ${pod.metadata?.uid}, but the ADD is for UID ${input.podUID} (a pod that was replaced)`,
+          FailureType.NoFreeIP,
+          `no IPv${family} address is free for pod ${podName} in pool${candidates.length > 1 ? 's' : ''} ${refusals.join(', ')}`,
         );
       }
-      const namespace = await cache.namespace(input.namespace);
-      const nodeName = pod.spec?.nodeName;
-      const select = async (pools: readonly IPPool[]) => {
-        const node =
-          nodeName && pools.some((p) => p.spec.nodeAffinity)
-            ? await kubeGetOptional(`get node ${nodeName}`, () => core.readNode({ name: nodeName }))
-            : undefined;
-        return choosePools({
-          pod: { namespace: input.namespace, name: input.pod, labels: pod.metadata?.labels, annotations: pod.metadata?.annotations },
-          namespace: { labels: namespace?.metadata?.labels, annotations: namespace?.metadata?.annotations },
-          node: nodeName ? { name: nodeName, labels: node?.metadata?.labels } : undefined,
-          interface: input.interface,
-          netconfDefaults: input.netconfDefaults,
-          pools,
-        });
-      };
+      ips.push(got);
+    }
+    return { ips, ...(nodeName ? { node: nodeName } : {}), ...controllerOf(pod), source: choice.source };
+  }
 
-      let pools = cache.pools();
-      let choice;
+  return {
+    async allocateIPs(input: AllocateIPsInput): Promise<AllocateIPsResult> {
+      const stopTimer = metrics.allocationSeconds.startTimer();
       try {
-        try {
-          choice = await select(pools);
-        } catch (error) {
-          // The cache may not have seen a pool created a moment ago: decide again from a live list.
-          if (!(error instanceof PoolSelectionError)) throw error;
-          pools = (await tidepool.listPools()).items;
-          choice = await select(pools);
-        }
+        return await allocate(input);
       } catch (error) {
-        if (error instanceof PoolSelectionError) throw nonRetryable(FailureType.PoolSelection, error.message);
+        if (error instanceof ApplicationFailure && error.type) metrics.allocationFailures.inc({ type: error.type });
         throw error;
+      } finally {
+        stopTimer();
       }
-
-      const reserved = reservedSets(cache.reservedIPs());
-      const request = {
-        pod: podName,
-        podUID: input.podUID,
-        containerID: input.containerID,
-        interface: input.interface,
-        ...(nodeName ? { node: nodeName } : {}),
-        ...(input.adoptFromUID ? { adoptFromUID: input.adoptFromUID } : {}),
-      };
-      const byName = new Map(pools.map((p) => [p.metadata.name, p]));
-      const ips: HeldIP[] = [];
-      const newlyAllocated: { ip: string; pool: string }[] = [];
-      for (const family of [4, 6] as const) {
-        const candidates = choice.pools[family];
-        if (!candidates) continue;
-        const refusals: string[] = [];
-        let got: HeldIP | undefined;
-        for (const name of candidates) {
-          let outcome;
-          try {
-            outcome = await writer.allocate(name, request, reserved[family]);
-          } catch (error) {
-            if (error instanceof PoolNotFoundError) {
-              refusals.push(`${name} (deleted)`);
-              continue;
-            }
-            if (error instanceof IPAMInputError) throw nonRetryable(FailureType.InvalidPool, error.message);
-            throw error;
-          }
-          if (outcome.kind === 'allocated' || outcome.kind === 'existing') {
-            got = heldIP(byName.get(name)!, outcome.ip);
-            if (outcome.kind === 'allocated') newlyAllocated.push({ ip: outcome.ip, pool: name });
-            break;
-          }
-          refusals.push(outcome.kind === 'exhausted' ? `${name} (every IP in use or reserved)` : `${name} (${outcome.reason})`);
-        }
-        if (!got) {
-          for (const held of newlyAllocated) await releaseOne(held.pool, held.ip, input.podUID, input.containerID);
-          throw nonRetryable(
-            FailureType.NoFreeIP,
-            `no IPv${family} address is free for pod ${podName} in pool${candidates.length > 1 ? 's' : ''} ${refusals.join(', ')}`,
-          );
-        }
-        ips.push(got);
-      }
-      return { ips, ...(nodeName ? { node: nodeName } : {}), ...controllerOf(pod), source: choice.source };
     },
 
     async releaseIPs(input: ReleaseIPsInput): Promise<ReleaseIPsResult> {
@@ -190,6 +205,7 @@ export function createActivities({ kubeConfig, writer, cache, gc }: ActivityDepe
         else if (outcome.kind === 'not-held') result.notHeld.push(ip);
         else result.heldByOther.push({ ip, pod: outcome.holder.pod });
       }
+      metrics.recordRelease(input.reason, result.released.length);
       return result;
     },
 

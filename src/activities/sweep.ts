@@ -3,17 +3,33 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { ReclaimGroup, SweepReport } from '../gc/plan.ts';
 import { judgeCluster } from '../gc/snapshot.ts';
 import type { GcConfig } from '../gc/verdict.ts';
+import type { TidepoolMetrics } from '../metrics.ts';
 import { podLifecycleWorkflowId, TidepoolPod, TidepoolPodUID, TidepoolState } from '../temporal/names.ts';
 import { reclaimSignal, type ReclaimRequest } from '../workflows/definitions.ts';
 import type { podIPLifecycle } from '../workflows/pod-ip-lifecycle.ts';
 
 /** The sweep's activities: a live read and judgement of the cluster, and the hand-over of each leak to its lifecycle. */
-export function createSweepActivities({ kubeConfig, gc, taskQueue }: { kubeConfig: KubeConfig; gc: GcConfig; taskQueue: string }) {
+export function createSweepActivities({
+  kubeConfig,
+  gc,
+  taskQueue,
+  metrics,
+}: {
+  kubeConfig: KubeConfig;
+  gc: GcConfig;
+  taskQueue: string;
+  metrics: TidepoolMetrics;
+}) {
   return {
     /** Judges the cluster from a live read (no cache); changes nothing. */
     async planSweep(): Promise<SweepReport> {
       heartbeat();
-      return judgeCluster(kubeConfig, gc);
+      const stopTimer = metrics.sweepSeconds.startTimer();
+      const report = await judgeCluster(kubeConfig, gc);
+      stopTimer();
+      metrics.sweepCandidates.reset();
+      for (const [reason, count] of Object.entries(report.reclaimed)) metrics.sweepCandidates.set({ reason }, count);
+      return report;
     },
 
     /** Signal-with-start `reclaim` on each group's lifecycle, so the reclaim lands in that IP's own history. */

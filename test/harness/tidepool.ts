@@ -8,6 +8,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { createAgent, type Agent } from '../../src/agent/agent.ts';
 import { serveAgent } from '../../src/agent/server.ts';
 import { createController } from '../../src/controller/controller.ts';
+import type { TidepoolMetrics } from '../../src/metrics.ts';
 import type { PoolWriter } from '../../src/activities/pool-writer.ts';
 import { RECLAIM_DEFAULTS, type ReclaimSettings } from '../../src/gc/config.ts';
 import { createTidepoolWorker } from '../../worker/worker.ts';
@@ -20,6 +21,7 @@ export interface TidepoolUnderTest {
   client: Client;
   agent: Agent;
   writer: PoolWriter;
+  metrics: TidepoolMetrics;
   stop: () => Promise<void>;
 }
 
@@ -37,7 +39,7 @@ export async function startTidepool(
   const spoolDir = path.join(dir, 'spool');
 
   const workerConnection = await NativeConnection.connect({ address: info.temporalAddress });
-  const { worker, writer, run } = await createTidepoolWorker({
+  const { worker, writer, metrics, run } = await createTidepoolWorker({
     connection: workerConnection,
     namespace: info.temporalNamespace,
     kubeConfig: kubeConfig(),
@@ -69,6 +71,7 @@ export async function startTidepool(
     client,
     agent,
     writer,
+    metrics,
     stop: async () => {
       await controller?.stop();
       await new Promise((resolve) => server.close(resolve));

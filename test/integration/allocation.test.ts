@@ -111,6 +111,12 @@ describe('100 concurrent CNI ADDs on a pool of exactly 100 IPs', () => {
     const after = await pools().getPool(pool);
     expect(after!.status).toEqual(before!.status);
     expect(await pools().getPodEndpoint(namespace.name, 'web-100')).toBeUndefined();
+    const metrics = await tidepool.metrics.registry.metrics();
+    expect(metrics).toContain(`tidepool_allocations_total{pool="${pool}",outcome="allocated"} 100`);
+    expect(metrics).toContain(`tidepool_allocations_total{pool="${pool}",outcome="exhausted"} 1`);
+    expect(metrics).toContain('tidepool_allocation_failures_total{type="NoFreeIP"} 1');
+    expect(metrics).toContain(`tidepool_pool_allocated{pool="${pool}"} 100`);
+    expect(metrics).toContain(`tidepool_pool_free{pool="${pool}"} 0`);
   });
 
   it('returns the same IP on a repeated ADD; DEL releases it; a second DEL is fine; the IP can be taken again', async () => {

@@ -70,6 +70,7 @@ describe('(a) a pod deleted while its CNI DEL never comes', () => {
     expect([result.state, result.lastReason]).toEqual(['Reclaimed', 'PodNotFound']);
     const signals = (await handle.fetchHistory()).events!.filter((e) => e.workflowExecutionSignaledEventAttributes).map((e) => e.workflowExecutionSignaledEventAttributes!.signalName);
     expect(signals).toContain('podEvent');
+    expect(await tidepool.metrics.registry.getSingleMetricAsString('tidepool_reclaims_total')).toContain('tidepool_reclaims_total{reason="PodNotFound"} 5');
   });
 });
 
@@ -125,9 +126,14 @@ describe('(b) a node that breaks down and never comes back', () => {
       const result = await tidepool.client.workflow.getHandle(podLifecycleWorkflowId(namespace.name, on.name)).result();
       expect([result.state, result.lastReason]).toEqual(['Reclaimed', 'TerminatingOnNotReadyNode']);
 
-      const offPod = await core().readNamespacedPod({ namespace: namespace.name, name: off.name });
-      expect(offPod.metadata?.deletionTimestamp).toBeTruthy();
-      const offGraceEnds = new Date(offPod.metadata!.deletionTimestamp!).getTime() + 5_000;
+      // The node-lifecycle controller taints one node at a time (0.1 nodes/s), so the second may lag.
+      let offDeletion = 0;
+      await waitFor('the real controllers to evict the other dead node’s pod', async () => {
+        const pod = await core().readNamespacedPod({ namespace: namespace.name, name: off.name });
+        offDeletion = pod.metadata?.deletionTimestamp ? new Date(pod.metadata.deletionTimestamp).getTime() : 0;
+        return offDeletion > 0;
+      }, 90_000);
+      const offGraceEnds = offDeletion + 5_000;
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, offGraceEnds + 5_000 - Date.now())));
       expect(await holders()).toEqual([off.name]);
       const kept = await switchOff.client.workflow.getHandle(podLifecycleWorkflowId(namespace.name, off.name)).describe();
