@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TidepoolClient } from '../../src/k8s/client.ts';
 import { RECLAIM_DEFAULTS } from '../../src/gc/config.ts';
+import type { SweepReport } from '../../src/gc/plan.ts';
 import { podLifecycleWorkflowId } from '../../src/temporal/names.ts';
 import { createNamespace, kubeConfig, waitFor } from '../harness/cluster.ts';
 import { cniEnv, netconf, runCni, startTidepool, type TidepoolUnderTest } from '../harness/tidepool.ts';
@@ -143,5 +144,120 @@ describe('(b) a node that breaks down and never comes back', () => {
       await switchOff.stop();
       for (const name of [`dead-on-${tag}`, `dead-off-${tag}`, healthy]) await core().deleteNode({ name }).catch(() => undefined);
     }
+  });
+});
+
+const apps = () => kubeConfig().makeApiClient(AppsV1Api);
+const podsOf = async (label: string) => (await core().listNamespacedPod({ namespace: namespace.name, labelSelector: `app=${label}` })).items;
+const conf = () => netconf(tidepool.socketPath, tidepool.spoolDir);
+
+describe('StatefulSet pods whose CNI DEL never comes', () => {
+  it('keep their IP across re-creation while the ordinal is wanted, even through a sweep; after a scale-down it is reclaimed', async () => {
+    const pool = await createPool('sts', ['10.90.3.1-10.90.3.5']);
+    const labels = { app: 'db' };
+    await apps().createNamespacedStatefulSet({
+      namespace: namespace.name,
+      body: {
+        metadata: { name: 'db' },
+        spec: {
+          replicas: 1,
+          serviceName: 'db',
+          selector: { matchLabels: labels },
+          template: {
+            metadata: { labels, annotations: { 'ipam.tidepool.dev/ippool': JSON.stringify({ ipv4: [pool] }) } },
+            spec: { containers: [{ name: 'c', image: 'registry.invalid/pause:1' }] },
+          },
+        },
+      },
+    });
+    const current = async () => {
+      const [pod] = await podsOf('db');
+      return pod ? { namespace: namespace.name, name: pod.metadata!.name!, uid: pod.metadata!.uid! } : undefined;
+    };
+    await waitFor('db-0', async () => Boolean(await current()));
+    const first = (await current())!;
+    const ip = (await runCni('ADD', cniEnv(first, id()), conf())).json as { ips: { address: string }[] };
+    const address = ip.ips[0]!.address;
+
+    await core().deleteNamespacedPod({ namespace: namespace.name, name: 'db-0', gracePeriodSeconds: 0 });
+    await waitFor('db-0 re-created', async () => ((await current())?.uid ?? first.uid) !== first.uid);
+    const sweep = (await tidepool.client.workflow.execute('gcSweep', { taskQueue: tidepool.taskQueue, workflowId: `sts-sweep-${tag}`, args: [{ dryRun: false }] })) as SweepReport;
+    expect(sweep.reclaims.filter((r) => r.namespace === namespace.name && r.pod === 'db-0')).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    expect(await allocated(pool)).toBe(1);
+
+    const second = (await current())!;
+    const again = (await runCni('ADD', cniEnv(second, id()), conf())).json as { ips: { address: string }[] };
+    expect(again.ips[0]!.address).toBe(address);
+
+    await apps().patchNamespacedStatefulSetScale({ namespace: namespace.name, name: 'db', body: [{ op: 'replace', path: '/spec/replicas', value: 0 }] });
+    await waitFor('db-0 to be gone after the scale-down', async () => (await current()) === undefined);
+    await waitFor('the scaled-down pod’s IP to be reclaimed', async () => (await allocated(pool)) === 0, 15_000);
+    const result = await tidepool.client.workflow.getHandle(podLifecycleWorkflowId(namespace.name, 'db-0')).result();
+    expect([result.state, result.lastReason]).toEqual(['Reclaimed', 'StatefulSetScaledDown']);
+  });
+});
+
+describe('the seeds’ 1:1 case: a pool of N IPs for N pods', () => {
+  it('gives all N replacements an IP after all N pods are deleted with CNI DEL suppressed, never one IP to two live pods', async () => {
+    const n = 10;
+    const pool = await createPool('one-to-one', [`10.90.4.1-10.90.4.${n}`]);
+    const labels = { app: 'web' };
+    await apps().createNamespacedDeployment({
+      namespace: namespace.name,
+      body: {
+        metadata: { name: 'web' },
+        spec: {
+          replicas: n,
+          selector: { matchLabels: labels },
+          template: {
+            metadata: { labels, annotations: { 'ipam.tidepool.dev/ippool': JSON.stringify({ ipv4: [pool] }) } },
+            spec: { containers: [{ name: 'c', image: 'registry.invalid/pause:1' }] },
+          },
+        },
+      },
+    });
+    const started = new Map<string, string>();
+    const violations: string[] = [];
+    const sample = async () => {
+      const live = new Set((await podsOf('web')).filter((p) => !p.metadata?.deletionTimestamp).map((p) => p.metadata!.uid!));
+      const holders = new Map<string, string>();
+      for (const endpoint of await pools().listPodEndpoints(namespace.name)) {
+        if (!live.has(endpoint.status.podUID)) continue;
+        for (const ip of endpoint.status.ips) {
+          const other = holders.get(ip.address);
+          if (other) violations.push(`${ip.address}: ${other} and ${endpoint.metadata.name}`);
+          holders.set(ip.address, endpoint.metadata.name);
+        }
+      }
+    };
+    /** Starts every pod without an IP, as a kubelet retries a sandbox until its CNI ADD succeeds. */
+    const startAll = async (deadline: number) => {
+      while (Date.now() < deadline) {
+        const pods = (await podsOf('web')).filter((p) => !p.metadata?.deletionTimestamp);
+        const waiting = pods.filter((p) => !started.has(p.metadata!.uid!));
+        if (pods.length === n && waiting.length === 0) return;
+        await Promise.all(waiting.map(async (p) => {
+          const ref = { namespace: namespace.name, name: p.metadata!.name!, uid: p.metadata!.uid! };
+          const run = await runCni('ADD', cniEnv(ref, id()), conf());
+          if (run.code === 0) started.set(ref.uid, (run.json as { ips: { address: string }[] }).ips[0]!.address);
+        }));
+        await sample();
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+      throw new Error(`only ${started.size} pods got an IP before the deadline`);
+    };
+    await startAll(Date.now() + 60_000);
+    expect(new Set(started.values()).size).toBe(n);
+
+    const firstGeneration = new Set(started.keys());
+    for (const pod of await podsOf('web')) await core().deleteNamespacedPod({ namespace: namespace.name, name: pod.metadata!.name!, gracePeriodSeconds: 0 });
+    await startAll(Date.now() + 60_000);
+    const replacements = [...started.entries()].filter(([uid]) => !firstGeneration.has(uid));
+    expect(replacements).toHaveLength(n);
+    expect(new Set(replacements.map(([, address]) => address)).size).toBe(n);
+    await sample();
+    expect(violations).toEqual([]);
+    expect(await allocated(pool)).toBe(n);
   });
 });
