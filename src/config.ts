@@ -16,6 +16,7 @@ export function loadCommonConfig() {
   return {
     temporalAddress: env('TEMPORAL_ADDRESS', '127.0.0.1:7233'),
     temporalNamespace: env('TEMPORAL_NAMESPACE', 'default'),
+    taskQueue: env('TIDEPOOL_TASK_QUEUE', 'tidepool'),
   };
 }
 

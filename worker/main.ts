@@ -36,6 +36,7 @@ async function main(): Promise<void> {
       namespace: config.temporalNamespace,
       kubeConfig,
       settings,
+      taskQueue: config.taskQueue,
       shutdownGraceMs: config.shutdownGraceMs,
       onCacheError: (error) => logger.warn('watch failed; restarting it', { error: error.message }),
     });
@@ -43,13 +44,14 @@ async function main(): Promise<void> {
     const controller = createController({ kubeConfig, client, log: (level, message, fields) => logger[level](message, fields) });
     await controller.start();
     if (settings.gc.enabled) {
-      const schedule = await ensureGcSchedule(client, { intervalMs: settings.sweepIntervalMs });
+      const schedule = await ensureGcSchedule(client, { intervalMs: settings.sweepIntervalMs, taskQueue: config.taskQueue });
       // One sweep at start, through the Schedule so that it never overlaps a scheduled one.
       await schedule.trigger('SKIP');
     }
     logger.info('tidepool worker started', {
       temporal: config.temporalAddress,
       namespace: config.temporalNamespace,
+      taskQueue: config.taskQueue,
       cluster: kubeConfig.getCurrentCluster()?.server,
       gc: settings,
       metrics: `http://${config.metricsHost}:${config.metricsPort}/metrics`,

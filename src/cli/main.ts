@@ -5,12 +5,13 @@ import { reservedSets } from '../activities/index.ts';
 import { loadCommonConfig } from '../config.ts';
 import { loadReclaimSettings } from '../gc/config.ts';
 import type { SweepReport } from '../gc/plan.ts';
+import { gcScheduleId } from '../gc/schedule.ts';
 import { judgeCluster } from '../gc/snapshot.ts';
 import { canonicalIP, parseIP } from '../ipam/ip.ts';
 import { ipSetOf, poolAddresses, poolFamily } from '../ipam/pool.ts';
 import { TidepoolClient } from '../k8s/client.ts';
 import { loadKubeConfig } from '../k8s/kubeconfig.ts';
-import { GC_SCHEDULE_ID, TASK_QUEUE, TidepoolState } from '../temporal/names.ts';
+import { TidepoolState } from '../temporal/names.ts';
 import { stateQuery, type LifecycleSnapshot } from '../workflows/definitions.ts';
 import { countsText, table } from './format.ts';
 
@@ -18,7 +19,7 @@ const USAGE = `usage:
   tidepool status [--pool NAME] [-a] [-o json]   pools: total, allocated, free, reserved, zombie candidates; -a: every IP
   tidepool gc [--dry-run] [-o json]              run a GC sweep (through the tidepool-gc Schedule) and print its report
   tidepool history IP|NAMESPACE/POD [-o json]    every lifecycle that held the IP or pod, with times and reasons
-environment: KUBECONFIG, TEMPORAL_ADDRESS (127.0.0.1:7233), TEMPORAL_NAMESPACE (default), TIDEPOOL_CONFIG
+environment: KUBECONFIG, TEMPORAL_ADDRESS (127.0.0.1:7233), TEMPORAL_NAMESPACE (default), TIDEPOOL_TASK_QUEUE (tidepool), TIDEPOOL_CONFIG
 exit codes: 0 done, 1 failed, 2 usage, 3 nothing found`;
 
 class UsageError extends Error {}
@@ -93,15 +94,17 @@ async function status(options: { pool?: string; all: boolean; json: boolean }): 
 }
 
 async function gc(options: { dryRun: boolean; json: boolean }): Promise<number> {
+  const { taskQueue } = loadCommonConfig();
+  const scheduleId = gcScheduleId(taskQueue);
   const report = await temporal(async (client) => {
     if (options.dryRun) {
       return client.workflow.execute('gcSweep', {
-        taskQueue: TASK_QUEUE,
-        workflowId: `${GC_SCHEDULE_ID}-dry-run-${new Date().toISOString()}`,
+        taskQueue,
+        workflowId: `${scheduleId}-dry-run-${new Date().toISOString()}`,
         args: [{ dryRun: true }],
       }) as Promise<SweepReport>;
     }
-    const schedule = client.schedule.getHandle(GC_SCHEDULE_ID);
+    const schedule = client.schedule.getHandle(scheduleId);
     const before = new Set((await schedule.describe()).info.recentActions.map((a) => a.action.workflow.workflowId));
     await schedule.trigger('SKIP');
     for (let attempt = 0; attempt < 100; attempt++) {
@@ -111,7 +114,7 @@ async function gc(options: { dryRun: boolean; json: boolean }): Promise<number> 
       if (running) return client.workflow.getHandle(running.workflow.workflowId).result() as Promise<SweepReport>;
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
-    throw new Error(`the ${GC_SCHEDULE_ID} Schedule started no sweep; is it paused? (temporal schedule describe -s ${GC_SCHEDULE_ID})`);
+    throw new Error(`the ${scheduleId} Schedule started no sweep; is it paused? (temporal schedule describe -s ${scheduleId})`);
   });
   print(
     options.json,

@@ -2,6 +2,11 @@ import { ScheduleAlreadyRunning, type Client, type ScheduleHandle } from '@tempo
 import { GC_SCHEDULE_ID, TASK_QUEUE } from '../temporal/names.ts';
 import type { gcSweep } from '../workflows/gc-sweep.ts';
 
+/** The Schedule of a task queue: `tidepool-gc` for the default queue, `tidepool-gc-<queue>` for another. */
+export function gcScheduleId(taskQueue: string): string {
+  return taskQueue === TASK_QUEUE ? GC_SCHEDULE_ID : `${GC_SCHEDULE_ID}-${taskQueue}`;
+}
+
 export interface GcScheduleOptions {
   intervalMs: number;
   taskQueue?: string;
@@ -14,7 +19,7 @@ export interface GcScheduleOptions {
  * worker replica may call it at start.
  */
 export async function ensureGcSchedule(client: Client, options: GcScheduleOptions): Promise<ScheduleHandle> {
-  const scheduleId = options.scheduleId ?? GC_SCHEDULE_ID;
+  const scheduleId = options.scheduleId ?? gcScheduleId(options.taskQueue ?? TASK_QUEUE);
   const spec = { intervals: [{ every: options.intervalMs }] };
   const action = {
     type: 'startWorkflow' as const,
