@@ -68,6 +68,12 @@ describe('verdict', () => {
       { action: 'keep', reason: 'StatefulSetOrdinalWanted' }],
     ['a running pod without podIPs is kept by default', { pod: { ...running, podIPs: [] } }, { action: 'keep', reason: 'PodActive' }],
     ['a running pod without podIPs is reclaimed with the switch on', { pod: { ...running, podIPs: [] }, config: { ...config, reclaimRunningWithoutPodIPs: true } }, { action: 'reclaim', reason: 'RunningWithoutPodIPs' }],
+    // The peers' failure cases (reference/peer-ipams.md):
+    ['Calico #5044, #12257: a healthy pod whose record looks stale from old lists is kept (a live pod with its UID)', { pod: running, record: { ...record, allocatedAt: NOW - 30 * MIN } }, { action: 'keep', reason: 'PodActive' }],
+    ['Calico #12257: a young record missing from a stale pod list is not reclaimed unconfirmed', { record: { ...record, allocatedAt: NOW - 1000 }, pod: undefined }, { action: 'wait', until: NOW - 1000 + MIN, reason: 'RecordTooYoung' }],
+    ['Whereabouts #176: a StatefulSet podRef reused by the re-created pod keeps its record', { pod: { ...running, uid: 'uid-2', podIPs: [] }, statefulSet: set(2) }, { action: 'keep', reason: 'StatefulSetOrdinalWanted' }],
+    ['Whereabouts #546: a pod deleted while the IPAM was down is reclaimed by the next look', { pod: undefined }, { action: 'reclaim', reason: 'PodNotFound' }],
+    ['Kube-OVN: an Evicted (Failed) pod is dead once its grace has passed', { pod: { ...running, phase: 'Failed', podIPs: [], finishedAt: NOW - 60_000 } }, { action: 'reclaim', reason: 'PodFailed' }],
   ])('%s', (_name, overrides, expected) => {
     expect(decide(overrides)).toEqual(expected);
   });
