@@ -3,6 +3,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { ReclaimGroup, SweepReport } from '../gc/plan.ts';
 import { judgeCluster } from '../gc/snapshot.ts';
 import type { GcConfig } from '../gc/verdict.ts';
+import { TidepoolClient } from '../k8s/client.ts';
 import type { TidepoolMetrics } from '../metrics.ts';
 import { podLifecycleWorkflowId, TidepoolPod, TidepoolPodUID, TidepoolState } from '../temporal/names.ts';
 import { reclaimSignal, type ReclaimRequest } from '../workflows/definitions.ts';
@@ -20,6 +21,17 @@ export function createSweepActivities({
   taskQueue: string;
   metrics: TidepoolMetrics;
 }) {
+  const tidepool = new TidepoolClient(kubeConfig);
+
+  /** Whether a pool record or the PodEndpoint of the group's pod UID still exists. */
+  async function stillHeld(group: ReclaimGroup): Promise<boolean> {
+    for (const pool of new Set(group.ips.map((i) => i.pool))) {
+      const records = (await tidepool.getPool(pool))?.status?.allocatedIPs ?? {};
+      if (group.ips.some((i) => i.pool === pool && records[i.ip]?.podUID === group.podUID)) return true;
+    }
+    return (await tidepool.getPodEndpoint(group.namespace, group.pod))?.status.podUID === group.podUID;
+  }
+
   return {
     /** Judges the cluster from a live read (no cache); changes nothing. */
     async planSweep(): Promise<SweepReport> {
@@ -32,10 +44,17 @@ export function createSweepActivities({
       return report;
     },
 
-    /** Signal-with-start `reclaim` on each group's lifecycle, so the reclaim lands in that IP's own history. */
+    /**
+     * Signal-with-start `reclaim` on each group's lifecycle, so the reclaim lands in that IP's own history.
+     * A group whose records and endpoint are gone by now (its lifecycle reclaimed it since the plan was read)
+     * is skipped, so that no needless lifecycle run is started. Returns how many groups were handed over.
+     */
     async requestReclaims(groups: ReclaimGroup[]): Promise<number> {
       const client = getClient();
+      let handedOver = 0;
       for (const group of groups) {
+        if (!(await stillHeld(group))) continue;
+        handedOver++;
         await client.workflow.signalWithStart<typeof podIPLifecycle, [ReclaimRequest]>('podIPLifecycle', {
           workflowId: podLifecycleWorkflowId(group.namespace, group.pod),
           taskQueue,
@@ -50,7 +69,7 @@ export function createSweepActivities({
         });
         heartbeat();
       }
-      return groups.length;
+      return handedOver;
     },
   };
 }

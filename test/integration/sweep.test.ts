@@ -1,6 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSweepActivities } from '../../src/activities/sweep.ts';
+import { RECLAIM_DEFAULTS } from '../../src/gc/config.ts';
+import { TidepoolMetrics } from '../../src/metrics.ts';
 import type { SweepReport } from '../../src/gc/plan.ts';
 import { ensureGcSchedule } from '../../src/gc/schedule.ts';
 import { TidepoolClient } from '../../src/k8s/client.ts';
@@ -101,6 +106,25 @@ describe('a GC sweep', () => {
     }
     const again = await sweep(false);
     expect(mine(again)).toEqual([]);
+  });
+});
+
+describe('handing leaks over to their lifecycles', () => {
+  it('skips a group whose records and endpoint are gone since the plan was read, and hands over one still held', async () => {
+    const activities = createSweepActivities({ kubeConfig: kubeConfig(), gc: RECLAIM_DEFAULTS.gc, taskQueue: tidepool.taskQueue, metrics: new TidepoolMetrics() });
+    const env = new MockActivityEnvironment(undefined, { client: tidepool.client });
+    const gone = { namespace: namespace.name, pod: 'already-reclaimed', podUID: 'gone-uid', reason: 'PodNotFound', ips: [{ ip: '10.91.0.47', pool }] };
+    expect(await env.run(activities.requestReclaims, [gone])).toBe(0);
+    await expect(tidepool.client.workflow.getHandle(podLifecycleWorkflowId(namespace.name, 'already-reclaimed')).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
+
+    const current = (await pools().getPool(pool))!;
+    const allocatedIPs = { ...current.status?.allocatedIPs, '10.91.0.46': { pod: `${namespace.name}/stale`, podUID: 'stale-uid', allocatedAt: new Date(0).toISOString() } };
+    await pools().replacePoolStatus({ ...current, status: { ...current.status, allocatedIPs, allocatedIPCount: Object.keys(allocatedIPs).length } });
+    const held = { namespace: namespace.name, pod: 'stale', podUID: 'stale-uid', reason: 'PodNotFound', ips: [{ ip: '10.91.0.46', pool }] };
+    expect(await env.run(activities.requestReclaims, [held])).toBe(1);
+    const result = await tidepool.client.workflow.getHandle(podLifecycleWorkflowId(namespace.name, 'stale')).result();
+    expect([result.state, result.lastReason]).toEqual(['Reclaimed', 'PodNotFound']);
+    expect((await holders()).includes('stale')).toBe(false);
   });
 });
 
