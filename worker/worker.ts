@@ -3,6 +3,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../src/activities/index.ts';
 import { createSweepActivities } from '../src/activities/sweep.ts';
+import { createPoolDeletionActivities } from '../src/activities/pool-deletion.ts';
 import { PoolWriter } from '../src/activities/pool-writer.ts';
 import type { ReclaimSettings } from '../src/gc/config.ts';
 import { ClusterCache } from '../src/k8s/cache.ts';
@@ -49,6 +50,7 @@ export async function createTidepoolWorker(options: TidepoolWorkerOptions): Prom
     activities: {
       ...createActivities({ kubeConfig: options.kubeConfig, writer, cache, gc: options.settings.gc, metrics }),
       ...createSweepActivities({ kubeConfig: options.kubeConfig, gc: options.settings.gc, taskQueue, metrics }),
+      ...createPoolDeletionActivities({ kubeConfig: options.kubeConfig }),
     },
     // In-flight allocations finish before a rolling update stops the worker.
     shutdownGraceTime: options.shutdownGraceMs,

@@ -13,15 +13,18 @@ import {
 } from '@kubernetes/client-node';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { nodeFacts } from '../gc/facts.ts';
-import { GROUP, VERSION, type PodEndpoint } from '../k8s/types.ts';
-import { podLifecycleWorkflowId } from '../temporal/names.ts';
-import { podEventSignal, type PodEvent } from '../workflows/definitions.ts';
+import { GROUP, VERSION, type IPPool, type PodEndpoint } from '../k8s/types.ts';
+import { podLifecycleWorkflowId, poolDeletionWorkflowId, TASK_QUEUE } from '../temporal/names.ts';
+import { podEventSignal, poolReleasedSignal, type PodEvent } from '../workflows/definitions.ts';
+import type { poolDeletion } from '../workflows/pool-deletion.ts';
 
 type Watched<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;
   client: Client;
+  /** Where pool-deletion workflows run. */
+  taskQueue?: string;
   log?: (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -31,7 +34,7 @@ export interface ControllerOptions {
  * lifecycle judges its pod at the signalled time on a durable timer, and waits on its own for grace periods.
  * Only pods with a PodEndpoint are signalled. Signals are idempotent, so two controllers may run at once.
  */
-export function createController({ kubeConfig, client, log = () => {} }: ControllerOptions) {
+export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, log = () => {} }: ControllerOptions) {
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const custom = kubeConfig.makeApiClient(CustomObjectsApi);
   const pods: Watched<V1Pod> = makeInformer(kubeConfig, '/api/v1/pods', () => core.listPodForAllNamespaces());
@@ -41,7 +44,12 @@ export function createController({ kubeConfig, client, log = () => {} }: Control
     `/apis/${GROUP}/${VERSION}/podendpoints`,
     () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'podendpoints' }) as Promise<KubernetesListObject<PodEndpoint>>,
   );
-  const informers = [pods, nodes, endpoints] as Watched<KubernetesObject>[];
+  const ippools: Watched<IPPool> = makeInformer(
+    kubeConfig,
+    `/apis/${GROUP}/${VERSION}/ippools`,
+    () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'ippools' }) as Promise<KubernetesListObject<IPPool>>,
+  );
+  const informers = [pods, nodes, endpoints, ippools] as Watched<KubernetesObject>[];
   /** Signals already sent, by pod UID and event, so a resync does not repeat them. */
   const sent = new Set<string>();
   const notReady = new Set<string>();
@@ -70,6 +78,17 @@ export function createController({ kubeConfig, client, log = () => {} }: Control
     const phase = pod.status?.phase;
     if (phase === 'Succeeded' || phase === 'Failed') void signal(pod, 'finished', Date.now());
   }
+
+  /** A terminating pool: start its pool-deletion workflow, or tell the running one to look again. */
+  const onPool = (pool: IPPool) => {
+    if (!pool.metadata.deletionTimestamp) return;
+    const name = pool.metadata.name;
+    client.workflow
+      .signalWithStart<typeof poolDeletion>('poolDeletion', { workflowId: poolDeletionWorkflowId(name), taskQueue, args: [name], signal: poolReleasedSignal })
+      .catch((error: unknown) => log('warn', 'could not signal the pool deletion', { pool: name, error: (error as Error).message }));
+  };
+  ippools.on('add', onPool);
+  ippools.on('update', onPool);
 
   pods.on('add', onPod);
   pods.on('update', onPod);
@@ -111,7 +130,7 @@ export function createController({ kubeConfig, client, log = () => {} }: Control
     /** Starts watching; resolves once every watch holds its first list. PodEndpoints are listed first. */
     async start(): Promise<void> {
       await endpoints.start();
-      await Promise.all([pods.start(), nodes.start()]);
+      await Promise.all([pods.start(), nodes.start(), ippools.start()]);
     },
     async stop(): Promise<void> {
       stopped = true;

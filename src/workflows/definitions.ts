@@ -80,3 +80,6 @@ export const releaseUpdate = defineUpdate<ReleaseResult, [ReleaseRequest]>('rele
 export const stateQuery = defineQuery<LifecycleSnapshot>('state');
 export const podEventSignal = defineSignal<[PodEvent]>('podEvent');
 export const reclaimSignal = defineSignal<[ReclaimRequest]>('reclaim');
+
+/** The terminating pool's status changed (an IP was released): the pool-deletion workflow looks again now. */
+export const poolReleasedSignal = defineSignal('released');

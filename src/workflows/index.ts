@@ -1,2 +1,3 @@
 export { podIPLifecycle } from './pod-ip-lifecycle.ts';
 export { gcSweep } from './gc-sweep.ts';
+export { poolDeletion } from './pool-deletion.ts';

@@ -1,0 +1,68 @@
+import { randomBytes } from 'node:crypto';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TidepoolClient } from '../../src/k8s/client.ts';
+import { IP_PROTECTION_FINALIZER } from '../../src/k8s/types.ts';
+import { poolDeletionWorkflowId } from '../../src/temporal/names.ts';
+import { createNamespace, kubeConfig, waitFor } from '../harness/cluster.ts';
+import { cniEnv, netconf, runCni, startTidepool, type TidepoolUnderTest } from '../harness/tidepool.ts';
+
+const tag = randomBytes(3).toString('hex');
+const core = () => kubeConfig().makeApiClient(CoreV1Api);
+const pools = () => new TidepoolClient(kubeConfig());
+const pool = `deleting-${tag}`;
+let tidepool: TidepoolUnderTest;
+let namespace: Awaited<ReturnType<typeof createNamespace>>;
+
+async function createPod(name: string) {
+  const pod = await core().createNamespacedPod({
+    namespace: namespace.name,
+    body: { metadata: { name, annotations: { 'ipam.tidepool.dev/ippool': JSON.stringify({ ipv4: [pool] }) } }, spec: { containers: [{ name: 'c', image: 'registry.invalid/pause:1' }] } },
+  });
+  return { namespace: namespace.name, name, uid: pod.metadata!.uid! };
+}
+
+beforeAll(async () => {
+  namespace = await createNamespace('pooldel');
+  tidepool = await startTidepool({ controller: true });
+});
+
+afterAll(async () => {
+  await tidepool?.stop();
+  await namespace?.remove();
+  const left = await pools().getPool(pool);
+  if (left) await pools().replacePool({ ...left, metadata: { ...left.metadata, finalizers: [] } }).catch(() => undefined);
+});
+
+describe('deleting a pool that still holds IPs', () => {
+  it('goes Terminating, gives no new IP, releases still work, and the pool is gone after its last IP, across a worker restart', async () => {
+    const created = await pools().createPool(pool, { subnet: '10.95.0.0/24', ips: ['10.95.0.1-10.95.0.5'] });
+    await pools().replacePool({ ...created, metadata: { ...created.metadata, finalizers: [IP_PROTECTION_FINALIZER] } });
+    const holder = await createPod('holder');
+    const container = randomBytes(32).toString('hex');
+    expect((await runCni('ADD', cniEnv(holder, container), netconf(tidepool.socketPath, tidepool.spoolDir))).code).toBe(0);
+
+    await pools().deletePool(pool);
+    await waitFor('the pool to be Terminating', async () => Boolean((await pools().getPool(pool))?.metadata.deletionTimestamp));
+    const late = await createPod('late');
+    const refused = await runCni('ADD', cniEnv(late, randomBytes(32).toString('hex')), netconf(tidepool.socketPath, tidepool.spoolDir));
+    expect(refused.json).toMatchObject({ code: 101 });
+    expect(String(refused.json!.msg)).toContain(`pool ${pool} is being deleted`);
+
+    const handle = tidepool.client.workflow.getHandle(poolDeletionWorkflowId(pool));
+    await waitFor('the pool-deletion workflow to start waiting', async () => (await handle.describe().catch(() => undefined))?.status.name === 'RUNNING');
+
+    // The worker (and controller) restart in the middle of the wait; the workflow's timer and state survive.
+    const taskQueue = tidepool.taskQueue;
+    await tidepool.stop();
+    tidepool = await startTidepool({ controller: true, taskQueue });
+    const resumed = tidepool.client.workflow.getHandle(poolDeletionWorkflowId(pool));
+    expect((await resumed.describe()).status.name).toBe('RUNNING');
+
+    expect((await runCni('DEL', cniEnv(holder, container), netconf(tidepool.socketPath, tidepool.spoolDir))).code).toBe(0);
+    await waitFor('the pool to be gone once its last IP is released', async () => (await pools().getPool(pool)) === undefined, 40_000);
+    const result = await resumed.result();
+    expect(result.pool).toBe(pool);
+    expect(result.checks).toBeGreaterThanOrEqual(2);
+  });
+});
