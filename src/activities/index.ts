@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { AppsV1Api, CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { nodeFacts, podFacts, statefulSetFacts, statefulSetOwner } from '../gc/facts.ts';
-import { verdict, type GcConfig, type Verdict } from '../gc/verdict.ts';
+import { verdict, wantsOrdinal, type GcConfig, type Verdict } from '../gc/verdict.ts';
 import type { ClusterCache } from '../k8s/cache.ts';
 import type { TidepoolMetrics } from '../metrics.ts';
 import { TidepoolClient } from '../k8s/client.ts';
@@ -299,12 +299,7 @@ export function createActivities({ kubeConfig, writer, cache, gc, metrics }: Act
       const set = await kubeGetOptional(`get StatefulSet ${input.namespace}/${input.statefulSet}`, () =>
         apps.readNamespacedStatefulSet({ namespace: input.namespace, name: input.statefulSet }),
       );
-      if (!set || set.metadata?.deletionTimestamp) return false;
-      const match = new RegExp(`^${input.statefulSet.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-(\\d+)$`).exec(input.pod);
-      if (!match) return false;
-      const ordinal = Number(match[1]);
-      const start = set.spec?.ordinals?.start ?? 0;
-      return ordinal >= start && ordinal < start + (set.spec?.replicas ?? 1);
+      return wantsOrdinal(statefulSetFacts(input.statefulSet, set), input.pod);
     },
   };
 }

@@ -1,24 +1,20 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CoreV1Api,
   CustomObjectsApi,
   makeInformer,
-  type Informer,
   type KubeConfig,
   type KubernetesListObject,
   type KubernetesObject,
-  type ObjectCache,
   type V1Node,
   type V1Pod,
 } from '@kubernetes/client-node';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { nodeFacts } from '../gc/facts.ts';
 import { GROUP, VERSION, type IPPool, type PodEndpoint } from '../k8s/types.ts';
+import { restartOnError, type Watched } from '../k8s/watch.ts';
 import { podLifecycleWorkflowId, poolDeletionWorkflowId, TASK_QUEUE } from '../temporal/names.ts';
 import { podEventSignal, poolReleasedSignal, type PodEvent } from '../workflows/definitions.ts';
 import type { poolDeletion } from '../workflows/pool-deletion.ts';
-
-type Watched<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;
@@ -109,21 +105,7 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, l
   nodes.on('update', onNode);
 
   for (const informer of informers) {
-    informer.on('error', (error: unknown) => {
-      if (stopped) return;
-      log('warn', 'watch failed; restarting it', { error: error instanceof Error ? error.message : String(error) });
-      void (async () => {
-        for (let delay = 1000; !stopped; delay = Math.min(delay * 2, 30_000)) {
-          await sleep(delay);
-          try {
-            if (!stopped) await informer.start();
-            return;
-          } catch {
-            // still unreachable
-          }
-        }
-      })();
-    });
+    restartOnError(informer, () => stopped, (error) => log('warn', 'watch failed; restarting it', { error: error.message }));
   }
 
   return {

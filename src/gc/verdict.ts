@@ -105,9 +105,10 @@ export function statefulSetOrdinal(podName: string, setName: string): number | u
   return /^(0|[1-9]\d*)$/.test(suffix) ? Number(suffix) : undefined;
 }
 
-function ordinalWanted(record: RecordFacts, set: StatefulSetFacts | undefined): boolean {
+/** Whether the StatefulSet still wants the pod named `podName` (`ordinals.start <= n < start + replicas`). */
+export function wantsOrdinal(set: StatefulSetFacts | undefined, podName: string): boolean {
   if (!set || !set.exists || set.deleting) return false;
-  const ordinal = statefulSetOrdinal(record.pod.split('/')[1] ?? '', set.name);
+  const ordinal = statefulSetOrdinal(podName, set.name);
   return ordinal !== undefined && ordinal >= set.ordinalStart && ordinal < set.ordinalStart + set.replicas;
 }
 
@@ -141,7 +142,7 @@ function afterGrace(input: VerdictInput, graceEnds: number, finishedReason: Recl
 export function verdict(input: VerdictInput): Verdict {
   const { record, pod, statefulSet, config, now } = input;
   if (!config.enabled) return keep('GCDisabled');
-  const wanted = ordinalWanted(record, statefulSet);
+  const wanted = wantsOrdinal(statefulSet, record.pod.split('/')[1] ?? '');
 
   if (!pod) return wanted ? keep('StatefulSetOrdinalWanted') : unlessTooYoung(input, statefulSet ? 'StatefulSetScaledDown' : 'PodNotFound');
 

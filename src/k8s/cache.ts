@@ -1,19 +1,15 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CoreV1Api,
   CustomObjectsApi,
   makeInformer,
-  type Informer,
   type KubeConfig,
   type KubernetesListObject,
   type KubernetesObject,
-  type ObjectCache,
   type V1Namespace,
 } from '@kubernetes/client-node';
 import { kubeGetOptional } from './errors.ts';
 import { GROUP, VERSION, type IPPool, type ReservedIP } from './types.ts';
-
-type Watched<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
+import { restartOnError, type Watched } from './watch.ts';
 
 /**
  * Watch-fed caches of IPPools, ReservedIPs and Namespaces for the worker, so that an allocation does not
@@ -42,11 +38,7 @@ export class ClusterCache {
     this.reservedInformer = customInformer<ReservedIP>('reservedips');
     this.namespaceInformer = makeInformer<V1Namespace>(kubeConfig, '/api/v1/namespaces', () => this.core.listNamespace());
     for (const informer of [this.poolInformer, this.reservedInformer, this.namespaceInformer] as Watched<KubernetesObject>[]) {
-      informer.on('error', (error: unknown) => {
-        if (this.stopped) return;
-        onError(error instanceof Error ? error : new Error(String(error)));
-        void this.restart(informer);
-      });
+      restartOnError(informer, () => this.stopped, onError);
       this.informers.push(informer);
     }
   }
@@ -59,19 +51,6 @@ export class ClusterCache {
   async stop(): Promise<void> {
     this.stopped = true;
     await Promise.all(this.informers.map((informer) => informer.stop()));
-  }
-
-  private async restart(informer: Watched<KubernetesObject>): Promise<void> {
-    for (let delay = 1000; !this.stopped; delay = Math.min(delay * 2, 30_000)) {
-      await sleep(delay);
-      if (this.stopped) return;
-      try {
-        await informer.start();
-        return;
-      } catch {
-        // the API server is still unreachable; try again after a longer pause
-      }
-    }
   }
 
   pools(): readonly IPPool[] {

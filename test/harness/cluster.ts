@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { Client, Connection } from '@temporalio/client';
 import { inject } from 'vitest';
 import { TidepoolClient } from '../../src/k8s/client.ts';
@@ -85,4 +85,33 @@ export async function waitFor(what: string, check: () => Promise<boolean>, timeo
     await sleep(200);
   }
   throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+}
+
+/** A StatefulSet or Deployment whose pods take their IPs from `pool` (the pod annotation names it). */
+export async function createWorkload(kind: 'StatefulSet' | 'Deployment', namespace: string, name: string, replicas: number, pool: string): Promise<void> {
+  const apps = kubeConfig().makeApiClient(AppsV1Api);
+  const labels = { app: name };
+  const spec = {
+    replicas,
+    selector: { matchLabels: labels },
+    template: {
+      metadata: { labels, annotations: { 'ipam.tidepool.dev/ippool': JSON.stringify({ ipv4: [pool] }) } },
+      spec: { containers: [{ name: 'c', image: 'registry.invalid/pause:1' }] },
+    },
+  };
+  if (kind === 'StatefulSet') {
+    await apps.createNamespacedStatefulSet({ namespace, body: { metadata: { name }, spec: { ...spec, serviceName: name } } });
+  } else {
+    await apps.createNamespacedDeployment({ namespace, body: { metadata: { name }, spec } });
+  }
+}
+
+/** Deletes test pools, clearing their records first so that no finalizer or webhook holds them. */
+export async function deletePools(names: readonly string[]): Promise<void> {
+  const client = new TidepoolClient(kubeConfig());
+  for (const name of names) {
+    const pool = await client.getPool(name);
+    if (pool) await client.replacePoolStatus({ ...pool, status: {} }).catch(() => undefined);
+    await client.deletePool(name).catch(() => undefined);
+  }
 }

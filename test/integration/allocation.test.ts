@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TidepoolClient } from '../../src/k8s/client.ts';
 import type { IPPoolSpec } from '../../src/k8s/types.ts';
 import { podLifecycleWorkflowId } from '../../src/temporal/names.ts';
-import { createNamespace, kubeConfig, waitFor } from '../harness/cluster.ts';
+import { createNamespace, deletePools, kubeConfig, waitFor } from '../harness/cluster.ts';
 import { cniEnv, netconf, runCni, startTidepool, type TidepoolUnderTest } from '../harness/tidepool.ts';
 
 const tag = randomBytes(3).toString('hex');
@@ -46,11 +46,7 @@ afterAll(async () => {
   await tidepool?.stop();
   await namespace?.remove();
   await core().deleteNode({ name: node }).catch(() => undefined);
-  for (const name of poolNames) {
-    const pool = await pools().getPool(name);
-    if (pool) await pools().replacePoolStatus({ ...pool, status: {} }).catch(() => undefined);
-    await pools().deletePool(name).catch(() => undefined);
-  }
+  await deletePools(poolNames);
 });
 
 describe('100 concurrent CNI ADDs on a pool of exactly 100 IPs', () => {

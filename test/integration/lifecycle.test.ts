@@ -10,7 +10,7 @@ import { TidepoolClient } from '../../src/k8s/client.ts';
 import { podLifecycleWorkflowId } from '../../src/temporal/names.ts';
 import { stateQuery } from '../../src/workflows/definitions.ts';
 import { WORKFLOWS_PATH } from '../../worker/worker.ts';
-import { createNamespace, kubeConfig, stack, waitFor } from '../harness/cluster.ts';
+import { createNamespace, createWorkload, deletePools, kubeConfig, stack, waitFor } from '../harness/cluster.ts';
 import { cniEnv, netconf, runCni, startTidepool, type TidepoolUnderTest } from '../harness/tidepool.ts';
 
 const tag = randomBytes(3).toString('hex');
@@ -68,11 +68,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await tidepool?.stop();
   await namespace?.remove();
-  for (const name of poolNames) {
-    const pool = await pools().getPool(name);
-    if (pool) await pools().replacePoolStatus({ ...pool, status: {} }).catch(() => undefined);
-    await pools().deletePool(name).catch(() => undefined);
-  }
+  await deletePools(poolNames);
 });
 
 describe('a pod re-created under the same name', () => {
@@ -98,22 +94,7 @@ describe('a pod re-created under the same name', () => {
 
   it('StatefulSet: the re-created pod keeps its IP, with or without the old DEL; after a scale-down the DEL releases it', async () => {
     const pool = await onePool('sts', ['10.70.0.20-10.70.0.21']);
-    const labels = { app: 'db' };
-    await apps().createNamespacedStatefulSet({
-      namespace: namespace.name,
-      body: {
-        metadata: { name: 'db' },
-        spec: {
-          replicas: 1,
-          serviceName: 'db',
-          selector: { matchLabels: labels },
-          template: {
-            metadata: { labels, annotations: { 'ipam.tidepool.dev/ippool': JSON.stringify({ ipv4: [pool] }) } },
-            spec: { containers: [{ name: 'c', image: 'registry.invalid/pause:1' }] },
-          },
-        },
-      },
-    });
+    await createWorkload('StatefulSet', namespace.name, 'db', 1, pool);
     const podOf = async () => {
       const pod = await core().readNamespacedPod({ namespace: namespace.name, name: 'db-0' });
       return { namespace: namespace.name, name: 'db-0', uid: pod.metadata!.uid! };

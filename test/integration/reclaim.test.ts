@@ -5,7 +5,7 @@ import { TidepoolClient } from '../../src/k8s/client.ts';
 import { RECLAIM_DEFAULTS } from '../../src/gc/config.ts';
 import type { SweepReport } from '../../src/gc/plan.ts';
 import { podLifecycleWorkflowId } from '../../src/temporal/names.ts';
-import { createNamespace, kubeConfig, waitFor } from '../harness/cluster.ts';
+import { createNamespace, createWorkload, deletePools, kubeConfig, waitFor } from '../harness/cluster.ts';
 import { cniEnv, netconf, runCni, startTidepool, type TidepoolUnderTest } from '../harness/tidepool.ts';
 
 const tag = randomBytes(3).toString('hex');
@@ -44,11 +44,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await tidepool?.stop();
   await namespace?.remove();
-  for (const name of poolNames) {
-    const pool = await pools().getPool(name);
-    if (pool) await pools().replacePoolStatus({ ...pool, status: {} }).catch(() => undefined);
-    await pools().deletePool(name).catch(() => undefined);
-  }
+  await deletePools(poolNames);
 });
 
 describe('(a) a pod deleted while its CNI DEL never comes', () => {
@@ -154,22 +150,7 @@ const conf = () => netconf(tidepool.socketPath, tidepool.spoolDir);
 describe('StatefulSet pods whose CNI DEL never comes', () => {
   it('keep their IP across re-creation while the ordinal is wanted, even through a sweep; after a scale-down it is reclaimed', async () => {
     const pool = await createPool('sts', ['10.90.3.1-10.90.3.5']);
-    const labels = { app: 'db' };
-    await apps().createNamespacedStatefulSet({
-      namespace: namespace.name,
-      body: {
-        metadata: { name: 'db' },
-        spec: {
-          replicas: 1,
-          serviceName: 'db',
-          selector: { matchLabels: labels },
-          template: {
-            metadata: { labels, annotations: { 'ipam.tidepool.dev/ippool': JSON.stringify({ ipv4: [pool] }) } },
-            spec: { containers: [{ name: 'c', image: 'registry.invalid/pause:1' }] },
-          },
-        },
-      },
-    });
+    await createWorkload('StatefulSet', namespace.name, 'db', 1, pool);
     const current = async () => {
       const [pod] = await podsOf('db');
       return pod ? { namespace: namespace.name, name: pod.metadata!.name!, uid: pod.metadata!.uid! } : undefined;
@@ -202,21 +183,7 @@ describe('the seeds’ 1:1 case: a pool of N IPs for N pods', () => {
   it('gives all N replacements an IP after all N pods are deleted with CNI DEL suppressed, never one IP to two live pods', async () => {
     const n = 10;
     const pool = await createPool('one-to-one', [`10.90.4.1-10.90.4.${n}`]);
-    const labels = { app: 'web' };
-    await apps().createNamespacedDeployment({
-      namespace: namespace.name,
-      body: {
-        metadata: { name: 'web' },
-        spec: {
-          replicas: n,
-          selector: { matchLabels: labels },
-          template: {
-            metadata: { labels, annotations: { 'ipam.tidepool.dev/ippool': JSON.stringify({ ipv4: [pool] }) } },
-            spec: { containers: [{ name: 'c', image: 'registry.invalid/pause:1' }] },
-          },
-        },
-      },
-    });
+    await createWorkload('Deployment', namespace.name, 'web', n, pool);
     const started = new Map<string, string>();
     const violations: string[] = [];
     const sample = async () => {
