@@ -41,3 +41,25 @@ export function loadAgentConfig() {
     spoolReplayIntervalMs: parseDuration(env('TIDEPOOL_SPOOL_REPLAY_INTERVAL', '10s'), 'TIDEPOOL_SPOOL_REPLAY_INTERVAL'),
   };
 }
+
+function booleanEnv(name: string, fallback: boolean): boolean {
+  const value = env(name, String(fallback)).toLowerCase();
+  if (value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  throw new Error(`${name}=${JSON.stringify(value)} is not true or false`);
+}
+
+export function loadWebhookConfig() {
+  const certFile = env('TIDEPOOL_WEBHOOK_CERT_FILE', '');
+  const keyFile = env('TIDEPOOL_WEBHOOK_KEY_FILE', '');
+  if (!certFile || !keyFile) throw new Error('TIDEPOOL_WEBHOOK_CERT_FILE and TIDEPOOL_WEBHOOK_KEY_FILE must name the serving certificate and key (PEM)');
+  return {
+    kubeconfig: process.env.KUBECONFIG || undefined,
+    host: env('TIDEPOOL_WEBHOOK_HOST', '127.0.0.1'),
+    port: Number(env('TIDEPOOL_WEBHOOK_PORT', '9443')),
+    certFile,
+    keyFile,
+    refuseDeleteWithAllocatedIPs: booleanEnv('TIDEPOOL_REFUSE_POOL_DELETE', true),
+    certReloadIntervalMs: parseDuration(env('TIDEPOOL_WEBHOOK_CERT_RELOAD_INTERVAL', '1m'), 'TIDEPOOL_WEBHOOK_CERT_RELOAD_INTERVAL'),
+  };
+}

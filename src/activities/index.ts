@@ -6,11 +6,11 @@ import type { ClusterCache } from '../k8s/cache.ts';
 import type { TidepoolMetrics } from '../metrics.ts';
 import { TidepoolClient } from '../k8s/client.ts';
 import { KubeApiError, kubeGetOptional } from '../k8s/errors.ts';
-import { API_VERSION, IP_PROTECTION_FINALIZER, type EndpointIP, type IPPool, type PodEndpoint, type ReservedIP } from '../k8s/types.ts';
-import { IPAMInputError, parseIP, type Family } from '../ipam/ip.ts';
+import { API_VERSION, IP_PROTECTION_FINALIZER, type EndpointIP, type IPPool, type PodEndpoint } from '../k8s/types.ts';
+import { IPAMInputError } from '../ipam/ip.ts';
 import { addressWithPrefix, poolAddresses } from '../ipam/pool.ts';
-import { IPSet } from '../ipam/ranges.ts';
 import { choosePools, PoolSelectionError } from '../ipam/selection.ts';
+import { reservedSets } from '../ipam/reserved.ts';
 import { PoolNotFoundError, type PoolWriter } from './pool-writer.ts';
 import {
   FailureType,
@@ -31,23 +31,6 @@ export interface ActivityDependencies {
   cache: ClusterCache;
   gc: GcConfig;
   metrics: TidepoolMetrics;
-}
-
-/** Every address of every ReservedIP that is not being deleted, per family. */
-export function reservedSets(reservations: readonly ReservedIP[]): Record<Family, IPSet> {
-  const sets: Record<Family, IPSet> = { 4: IPSet.empty(4), 6: IPSet.empty(6) };
-  for (const reservation of reservations) {
-    if (reservation.metadata.deletionTimestamp) continue;
-    for (const entry of reservation.spec.ips) {
-      try {
-        const family = parseIP(entry.split('-')[0]!).family;
-        sets[family] = sets[family].union(IPSet.parse(family, [entry], `ReservedIP ${reservation.metadata.name} spec.ips`));
-      } catch {
-        // The CRD schema admits only IPs and ranges; a range mixing families reserves nothing, as it can match no pool.
-      }
-    }
-  }
-  return sets;
 }
 
 function controllerOf(pod: V1Pod): { ownerKind?: string; ownerName?: string } {

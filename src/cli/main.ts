@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
-import { reservedSets } from '../activities/index.ts';
+import { reservedSets } from '../ipam/reserved.ts';
 import { loadCommonConfig } from '../config.ts';
 import { loadReclaimSettings } from '../gc/config.ts';
 import type { SweepReport } from '../gc/plan.ts';

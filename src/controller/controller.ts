@@ -10,11 +10,16 @@ import {
 } from '@kubernetes/client-node';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { nodeFacts } from '../gc/facts.ts';
-import { GROUP, VERSION, type IPPool, type PodEndpoint } from '../k8s/types.ts';
+import { heldReservedIPs } from '../ipam/reserved.ts';
+import { TidepoolClient } from '../k8s/client.ts';
+import { GROUP, VERSION, type IPPool, type PodEndpoint, type ReservedIP } from '../k8s/types.ts';
+import { KubeApiError } from '../k8s/errors.ts';
 import { restartOnError, type Watched } from '../k8s/watch.ts';
 import { podLifecycleWorkflowId, poolDeletionWorkflowId, TASK_QUEUE } from '../temporal/names.ts';
 import { podEventSignal, poolReleasedSignal, type PodEvent } from '../workflows/definitions.ts';
 import type { poolDeletion } from '../workflows/pool-deletion.ts';
+
+const HELD_IPS_SYNC_DELAY_MS = 300;
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;
@@ -28,7 +33,9 @@ export interface ControllerOptions {
  * Turns pod and node events into `podEvent` signals to the pods' lifecycle workflows: a pod deleted, a pod
  * terminating, a pod Succeeded or Failed, a node gone NotReady under terminating pods. It holds no timers: each
  * lifecycle judges its pod at the signalled time on a durable timer, and waits on its own for grace periods.
- * Only pods with a PodEndpoint are signalled. Signals are idempotent, so two controllers may run at once.
+ * Only pods with a PodEndpoint are signalled. It also starts the pool-deletion workflow of a terminating IPPool
+ * and keeps ReservedIPs' status.heldIPs current. Signals and status writes are idempotent, so two controllers
+ * may run at once.
  */
 export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, log = () => {} }: ControllerOptions) {
   const core = kubeConfig.makeApiClient(CoreV1Api);
@@ -45,7 +52,13 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, l
     `/apis/${GROUP}/${VERSION}/ippools`,
     () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'ippools' }) as Promise<KubernetesListObject<IPPool>>,
   );
-  const informers = [pods, nodes, endpoints, ippools] as Watched<KubernetesObject>[];
+  const reservations: Watched<ReservedIP> = makeInformer(
+    kubeConfig,
+    `/apis/${GROUP}/${VERSION}/reservedips`,
+    () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'reservedips' }) as Promise<KubernetesListObject<ReservedIP>>,
+  );
+  const informers = [pods, nodes, endpoints, ippools, reservations] as Watched<KubernetesObject>[];
+  const tidepool = new TidepoolClient(kubeConfig);
   /** Signals already sent, by pod UID and event, so a resync does not repeat them. */
   const sent = new Set<string>();
   const notReady = new Set<string>();
@@ -86,6 +99,37 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, l
   ippools.on('add', onPool);
   ippools.on('update', onPool);
 
+  /** Keeps every ReservedIP's status.heldIPs equal to the reserved IPs that pods hold, coalescing bursts of pool writes. */
+  let heldSync: NodeJS.Timeout | undefined;
+  const syncHeldIPsSoon = () => {
+    if (stopped || heldSync) return;
+    heldSync = setTimeout(() => {
+      heldSync = undefined;
+      void syncHeldIPs();
+    }, HELD_IPS_SYNC_DELAY_MS);
+  };
+  async function syncHeldIPs(): Promise<void> {
+    const allPools = ippools.list();
+    for (const reservation of reservations.list()) {
+      if (reservation.metadata.deletionTimestamp) continue;
+      const held = heldReservedIPs(reservation, allPools);
+      if (JSON.stringify(held) === JSON.stringify(reservation.status?.heldIPs ?? [])) continue;
+      try {
+        await tidepool.replaceReservedIPStatus({ ...reservation, status: { ...reservation.status, heldIPs: held } });
+        if (held.length > 0) log('info', 'reserved IPs held by pods', { reservedIP: reservation.metadata.name, held: held.map((entry) => `${entry.ip} (${entry.pod})`) });
+      } catch (error) {
+        if (!(error instanceof KubeApiError && (error.conflict || error.notFound))) {
+          log('warn', 'could not write a ReservedIP status', { reservedIP: reservation.metadata.name, error: (error as Error).message });
+        }
+        // A conflict means a newer object is on its way through the watch, which schedules another sync.
+        if (!(error instanceof KubeApiError && error.conflict)) syncHeldIPsSoon();
+      }
+    }
+  }
+  for (const informer of [ippools, reservations] as Watched<KubernetesObject>[]) {
+    for (const event of ['add', 'update', 'delete'] as const) informer.on(event, syncHeldIPsSoon);
+  }
+
   pods.on('add', onPod);
   pods.on('update', onPod);
   pods.on('delete', (pod) => void signal(pod, 'deleted', Date.now()));
@@ -112,10 +156,11 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, l
     /** Starts watching; resolves once every watch holds its first list. PodEndpoints are listed first. */
     async start(): Promise<void> {
       await endpoints.start();
-      await Promise.all([pods.start(), nodes.start(), ippools.start()]);
+      await Promise.all([pods.start(), nodes.start(), ippools.start(), reservations.start()]);
     },
     async stop(): Promise<void> {
       stopped = true;
+      clearTimeout(heldSync);
       await Promise.all(informers.map((informer) => informer.stop()));
     },
   };

@@ -88,10 +88,26 @@ export class TidepoolClient {
     return list.items;
   }
 
-  createReservedIP(name: string, spec: ReservedIPSpec): Promise<ReservedIP> {
-    const body: ReservedIP = { apiVersion: API_VERSION, kind: 'ReservedIP', metadata: { name }, spec };
+  createReservedIP(name: string, spec: ReservedIPSpec, labels?: Record<string, string>): Promise<ReservedIP> {
+    const body: ReservedIP = { apiVersion: API_VERSION, kind: 'ReservedIP', metadata: { name, labels }, spec };
     return kubeCall(`create ReservedIP ${name}`, () =>
       this.api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: RESERVED, body }),
+    ) as Promise<ReservedIP>;
+  }
+
+  /** Replaces spec and metadata; fails with a conflict when `reserved.metadata.resourceVersion` is stale. */
+  replaceReservedIP(reserved: ReservedIP): Promise<ReservedIP> {
+    const name = reserved.metadata.name;
+    return kubeCall(`update ReservedIP ${name}`, () =>
+      this.api.replaceClusterCustomObject({ group: GROUP, version: VERSION, plural: RESERVED, name, body: reserved }),
+    ) as Promise<ReservedIP>;
+  }
+
+  /** Replaces the status; fails with a conflict when `reserved.metadata.resourceVersion` is stale. */
+  replaceReservedIPStatus(reserved: ReservedIP): Promise<ReservedIP> {
+    const name = reserved.metadata.name;
+    return kubeCall(`update ReservedIP ${name} status`, () =>
+      this.api.replaceClusterCustomObjectStatus({ group: GROUP, version: VERSION, plural: RESERVED, name, body: reserved }),
     ) as Promise<ReservedIP>;
   }
 

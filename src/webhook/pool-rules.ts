@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import { formatIP, IPAMInputError, parseIP, parseSubnet, type Family } from '../ipam/ip.ts';
 import { IPSet } from '../ipam/ranges.ts';
 import type { IPPool, IPPoolSpec, ReservedIP } from '../k8s/types.ts';
@@ -29,6 +30,8 @@ function setOf(family: Family, entries: readonly string[] | undefined, field: st
  */
 export function poolMutations(pool: IPPool, creating: boolean): PatchOperation[] {
   const operations: PatchOperation[] = [];
+  // A terminating pool's spec is frozen; a default added now would make its finalizer's removal a refused spec change.
+  if (pool.metadata.deletionTimestamp) return operations;
   if (creating && !(pool.metadata.finalizers ?? []).includes(IP_PROTECTION_FINALIZER)) {
     operations.push(
       pool.metadata.finalizers
@@ -148,10 +151,13 @@ export function overlapProblems(pool: IPPool, others: readonly IPPool[]): string
   return problems;
 }
 
-/** An update's own rules: subnet and ipVersion immutable, no allocated IP removed, no change while terminating. */
+/**
+ * An update's own rules: subnet and ipVersion immutable, no allocated IP removed, no spec change while
+ * terminating (metadata still changes, so the pool-deletion workflow can remove the finalizer).
+ */
 export function updateProblems(old: IPPool, updated: IPPool): string[] {
   if (old.metadata.deletionTimestamp) {
-    return [`IPPool ${old.metadata.name} is being deleted; its spec cannot change (its status still can)`];
+    return isDeepStrictEqual(old.spec, updated.spec) ? [] : [`IPPool ${old.metadata.name} is being deleted; its spec cannot change (its status still can)`];
   }
   const problems: string[] = [];
   if (updated.spec.subnet !== old.spec.subnet) problems.push(`spec.subnet: immutable, cannot change from ${old.spec.subnet} to ${updated.spec.subnet}`);

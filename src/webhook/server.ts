@@ -9,6 +9,7 @@ interface AdmissionRequest {
   kind: { kind: string };
   operation: 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
   subResource?: string;
+  name?: string;
   object?: unknown;
   oldObject?: unknown;
 }
@@ -23,6 +24,18 @@ export interface WebhookOptions {
   kubeConfig: KubeConfig;
   /** Refuse to delete an IPPool that still has allocated IPs (Spiderpool's default); off lets it terminate. */
   refuseDeleteWithAllocatedIPs: boolean;
+  /** Told of every decision, for the log. */
+  onDecision?: (decision: AdmissionDecision) => void;
+}
+
+export interface AdmissionDecision {
+  webhook: string;
+  operation: string;
+  kind: string;
+  name?: string;
+  allowed: boolean;
+  message?: string;
+  patched?: string[];
 }
 
 function response(uid: string, problems: string[], patch?: unknown[]) {
@@ -41,7 +54,7 @@ function response(uid: string, problems: string[], patch?: unknown[]) {
 /** Decides one AdmissionReview for IPPools and ReservedIPs: `/mutate` patches, `/validate` allows or refuses. */
 export function createAdmission(options: WebhookOptions) {
   const client = new TidepoolClient(options.kubeConfig);
-  return async (path: string, review: AdmissionReview) => {
+  const decide = async (path: string, review: AdmissionReview) => {
     const request = review.request;
     if (!request?.uid) throw new Error('AdmissionReview without a request uid');
     const kind = request.kind.kind;
@@ -63,6 +76,22 @@ export function createAdmission(options: WebhookOptions) {
     if (request.operation === 'UPDATE') problems.push(...updateProblems(request.oldObject as IPPool, pool));
     if (problems.length === 0) problems.push(...overlapProblems(pool, (await client.listPools()).items));
     return response(request.uid, problems);
+  };
+  return async (path: string, review: AdmissionReview) => {
+    const answer = await decide(path, review);
+    const request = review.request!;
+    const name = request.name ?? (request.object as { metadata?: { name?: string } } | undefined)?.metadata?.name;
+    const { allowed, status, patch } = answer.response;
+    options.onDecision?.({
+      webhook: path,
+      operation: request.operation,
+      kind: request.kind.kind,
+      ...(name ? { name } : {}),
+      allowed,
+      ...(status ? { message: status.message } : {}),
+      ...(patch ? { patched: (JSON.parse(Buffer.from(patch, 'base64').toString('utf8')) as { path: string }[]).map((op) => op.path) } : {}),
+    });
+    return answer;
   };
 }
 

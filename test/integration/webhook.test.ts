@@ -1,76 +1,62 @@
-import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import type { Server } from 'node:https';
-import { AdmissionregistrationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubeApiError } from '../../src/k8s/errors.ts';
 import { TidepoolClient } from '../../src/k8s/client.ts';
-import type { IPPoolSpec } from '../../src/k8s/types.ts';
-import { serveWebhook } from '../../src/webhook/server.ts';
-import { stackPaths } from '../../stack/config.ts';
-import { kubeConfig, stack, waitFor } from '../harness/cluster.ts';
+import type { IPPool, IPPoolSpec, ReservedIPSpec } from '../../src/k8s/types.ts';
+import { kubeConfig } from '../harness/cluster.ts';
+import { startWebhook, type WebhookUnderTest } from '../harness/webhook.ts';
 
-const tag = randomBytes(3).toString('hex');
-const labels = { 'tidepool.dev/webhook-test': tag };
 const client = () => new TidepoolClient(kubeConfig());
-const admission = () => kubeConfig().makeApiClient(AdmissionregistrationV1Api);
-const configName = `tidepool-webhook-test-${tag}`;
-const created: string[] = [];
-let server: Server;
+const pools: string[] = [];
+const reservations: string[] = [];
+let webhook: WebhookUnderTest;
+let serial = 0;
+const uniqueName = (prefix: string) => `${prefix}-${webhook.labels['tidepool.dev/webhook-test']}-${serial++}`;
 
-async function rejection(name: string, spec: IPPoolSpec): Promise<string> {
+async function createPool(spec: IPPoolSpec): Promise<IPPool> {
+  const name = uniqueName('pool');
+  const pool = await client().createPool(name, spec, webhook.labels);
+  pools.push(name);
+  return pool;
+}
+
+/** The API server's refusal message, failing the test if the object was admitted. */
+async function refusal(write: () => Promise<unknown>, what: string): Promise<string> {
   try {
-    await client().createPool(name, spec, labels);
+    await write();
   } catch (error) {
     expect(error).toBeInstanceOf(KubeApiError);
     return (error as Error).message;
   }
-  created.push(name);
-  throw new Error(`the webhook admitted IPPool ${name}`);
+  throw new Error(`the API server admitted ${what}`);
+}
+
+const refusedPool = (spec: IPPoolSpec) =>
+  refusal(async () => {
+    const name = uniqueName('refused');
+    await client().createPool(name, spec, webhook.labels);
+    pools.push(name);
+  }, `IPPool ${JSON.stringify(spec)}`);
+
+const refusedReservation = (spec: ReservedIPSpec) =>
+  refusal(async () => {
+    const name = uniqueName('refused');
+    await client().createReservedIP(name, spec, webhook.labels);
+    reservations.push(name);
+  }, `ReservedIP ${JSON.stringify(spec)}`);
+
+/** A pool that holds `ip` for a pod, as the allocator would record it. */
+async function poolHolding(spec: IPPoolSpec, ip: string, pod: string): Promise<IPPool> {
+  const pool = await createPool(spec);
+  return client().replacePoolStatus({ ...pool, status: { allocatedIPs: { [ip]: { pod, podUID: 'uid-1' } }, allocatedIPCount: 1 } });
 }
 
 beforeAll(async () => {
-  const paths = stackPaths();
-  const served = await serveWebhook({
-    kubeConfig: kubeConfig(),
-    refuseDeleteWithAllocatedIPs: true,
-    host: '127.0.0.1',
-    port: 0,
-    cert: readFileSync(paths.servingCert),
-    key: readFileSync(paths.servingKey),
-  });
-  server = served.server;
-  const clientConfig = (path: string) => ({
-    url: `https://127.0.0.1:${served.port}${path}`,
-    caBundle: readFileSync(stack().caFile).toString('base64'),
-  });
-  // Only objects labelled for this run go through this test's webhook, so nothing else depends on it.
-  const common = { objectSelector: { matchLabels: labels }, admissionReviewVersions: ['v1'], sideEffects: 'None', failurePolicy: 'Fail', timeoutSeconds: 5 };
-  await admission().createMutatingWebhookConfiguration({
-    body: {
-      metadata: { name: configName },
-      webhooks: [{ name: 'ippools.mutate.tidepool.dev', clientConfig: clientConfig('/mutate'), rules: [{ apiGroups: ['tidepool.dev'], apiVersions: ['v1alpha1'], operations: ['CREATE', 'UPDATE'], resources: ['ippools'], scope: 'Cluster' }], ...common }],
-    },
-  });
-  await admission().createValidatingWebhookConfiguration({
-    body: {
-      metadata: { name: configName },
-      webhooks: [{ name: 'pools.validate.tidepool.dev', clientConfig: clientConfig('/validate'), rules: [{ apiGroups: ['tidepool.dev'], apiVersions: ['v1alpha1'], operations: ['CREATE', 'UPDATE', 'DELETE'], resources: ['ippools', 'reservedips'], scope: 'Cluster' }], ...common }],
-    },
-  });
-  await waitFor('the API server to call the webhook', async () => {
-    const name = `probe-${randomBytes(3).toString('hex')}`;
-    const pool = await client().createPool(name, { subnet: '10.94.200.0/24', ips: ['10.94.200.1'] }, labels);
-    created.push(name);
-    return (pool.metadata.finalizers ?? []).includes('tidepool.dev/ip-protection');
-  });
+  webhook = await startWebhook({ refuseDeleteWithAllocatedIPs: true });
 });
 
 afterAll(async () => {
-  await admission().deleteMutatingWebhookConfiguration({ name: configName }).catch(() => undefined);
-  await admission().deleteValidatingWebhookConfiguration({ name: configName }).catch(() => undefined);
-  server?.close();
-  for (const name of created) {
+  await webhook?.stop();
+  for (const name of pools) {
     const pool = await client().getPool(name);
     if (!pool) continue;
     await client().replacePoolStatus({ ...pool, status: {} }).catch(() => undefined);
@@ -78,42 +64,125 @@ afterAll(async () => {
     if (fresh) await client().replacePool({ ...fresh, metadata: { ...fresh.metadata, finalizers: [] } }).catch(() => undefined);
     await client().deletePool(name).catch(() => undefined);
   }
+  for (const name of reservations) await client().deleteReservedIP(name).catch(() => undefined);
 });
 
-describe('the admission webhook, called by the real API server', () => {
-  it('adds the finalizer, defaults ipVersion and merges ranges of a new pool', async () => {
-    const name = `mutated-${tag}`;
-    const pool = await client().createPool(name, { subnet: '10.94.0.0/24', ips: ['10.94.0.20-10.94.0.30', '10.94.0.10-10.94.0.19'] }, labels);
-    created.push(name);
+describe('the mutating webhook, called by the real API server', () => {
+  it('adds the ip-protection finalizer, defaults ipVersion from the subnet, and merges and sorts ranges', async () => {
+    const pool = await createPool({ subnet: '10.94.0.0/24', ips: ['10.94.0.20-10.94.0.30', '10.94.0.10-10.94.0.19', '10.94.0.5'] });
     expect(pool.metadata.finalizers).toEqual(['tidepool.dev/ip-protection']);
     expect(pool.spec.ipVersion).toBe(4);
-    expect(pool.spec.ips).toEqual(['10.94.0.10-10.94.0.30']);
+    expect(pool.spec.ips).toEqual(['10.94.0.5', '10.94.0.10-10.94.0.30']);
+    const v6 = await createPool({ subnet: 'fd00:94::/64', ips: ['FD00:94::0010-fd00:94::20'] });
+    expect(v6.spec.ipVersion).toBe(6);
+    expect(v6.spec.ips).toEqual(['fd00:94::10-fd00:94::20']);
+  });
+});
+
+describe('every IPPool create rule: a refused pool with a message naming field and value, and its valid neighbour accepted', () => {
+  it.each<[string, IPPoolSpec, string, IPPoolSpec]>([
+    ['subnet not a CIDR', { subnet: '10.94.1.0', ips: ['10.94.1.1'] }, 'spec.subnet: Invalid value: "string": 10.94.1.0 is not a CIDR', { subnet: '10.94.1.0/24', ips: ['10.94.1.1'] }],
+    ['subnet with host bits', { subnet: '10.94.2.7/24', ips: ['10.94.2.1'] }, 'spec.subnet: Invalid value: "string": 10.94.2.7/24 has host bits set', { subnet: '10.94.2.0/24', ips: ['10.94.2.1'] }],
+    ['ipVersion against the subnet', { subnet: '10.94.3.0/24', ipVersion: 6, ips: ['10.94.3.1'] }, 'spec.ipVersion: Invalid value: "object": does not match spec.subnet 10.94.3.0/24', { subnet: '10.94.3.0/24', ipVersion: 4, ips: ['10.94.3.1'] }],
+    ['ips outside the subnet', { subnet: '10.94.4.0/24', ips: ['10.94.4.1', '10.94.5.1-10.94.5.3'] }, 'spec.ips: Invalid value: "object": 10.94.5.1-10.94.5.3 is outside spec.subnet 10.94.4.0/24', { subnet: '10.94.4.0/24', ips: ['10.94.4.1'] }],
+    ['excludeIPs outside the subnet', { subnet: '10.94.6.0/24', ips: ['10.94.6.1-10.94.6.9'], excludeIPs: ['10.94.7.1'] }, 'spec.excludeIPs: Invalid value: "object": 10.94.7.1 is outside spec.subnet 10.94.6.0/24', { subnet: '10.94.6.0/24', ips: ['10.94.6.1-10.94.6.9'], excludeIPs: ['10.94.6.2'] }],
+    ['a range that ends before it starts', { subnet: '10.94.8.0/24', ips: ['10.94.8.9-10.94.8.1'] }, 'spec.ips: "10.94.8.9-10.94.8.1" ends before it starts', { subnet: '10.94.8.0/24', ips: ['10.94.8.1-10.94.8.9'] }],
+    ['a gateway outside the subnet', { subnet: '10.94.9.0/24', ips: ['10.94.9.2'], gateway: '10.94.10.1' }, 'spec.gateway: Invalid value: "object": 10.94.10.1 is outside spec.subnet 10.94.9.0/24', { subnet: '10.94.9.0/24', ips: ['10.94.9.2'], gateway: '10.94.9.1' }],
+    ['an allocatable gateway', { subnet: '10.94.11.0/24', ips: ['10.94.11.1-10.94.11.9'], gateway: '10.94.11.1' }, 'spec.gateway: 10.94.11.1 is also in spec.ips', { subnet: '10.94.11.0/24', ips: ['10.94.11.1-10.94.11.9'], excludeIPs: ['10.94.11.1'], gateway: '10.94.11.1' }],
+    ['a route gw outside the subnet', { subnet: '10.94.12.0/24', ips: ['10.94.12.2'], routes: [{ dst: '172.16.0.0/12', gw: '10.94.13.1' }] }, 'spec.routes: Invalid value: "object": gw 10.94.13.1 is outside spec.subnet 10.94.12.0/24', { subnet: '10.94.12.0/24', ips: ['10.94.12.2'], routes: [{ dst: '172.16.0.0/12', gw: '10.94.12.1' }] }],
+    ['a default route', { subnet: '10.94.14.0/24', ips: ['10.94.14.2'], routes: [{ dst: '0.0.0.0/0', gw: '10.94.14.1' }] }, 'spec.routes[0].dst: 0.0.0.0/0 is a default route', { subnet: '10.94.14.0/24', ips: ['10.94.14.2'], gateway: '10.94.14.1' }],
+    ['a route of the other family', { subnet: '10.94.15.0/24', ips: ['10.94.15.2'], routes: [{ dst: 'fd00::/8', gw: '10.94.15.1' }] }, 'spec.routes[0].dst: fd00::/8 is not IPv4', { subnet: '10.94.15.0/24', ips: ['10.94.15.2'], routes: [{ dst: '192.168.0.0/16', gw: '10.94.15.1' }] }],
+    ['a route twice', { subnet: '10.94.16.0/24', ips: ['10.94.16.2'], routes: [{ dst: '172.16.0.0/12', gw: '10.94.16.1' }, { dst: '172.16.0.0/12', gw: '10.94.16.3' }] }, 'spec.routes[1].dst: 172.16.0.0/12 appears twice', { subnet: '10.94.16.0/24', ips: ['10.94.16.2'], routes: [{ dst: '172.16.0.0/12', gw: '10.94.16.1' }, { dst: '172.17.0.0/16', gw: '10.94.16.3' }] }],
+  ])('%s', async (_rule, refused, message, neighbour) => {
+    expect(await refusedPool(refused)).toContain(message);
+    await createPool(neighbour);
   });
 
-  it('rejects a gateway inside ips and IPs another pool of the subnet holds, naming field and value; accepts the valid neighbour', async () => {
-    expect(await rejection(`gw-${tag}`, { subnet: '10.94.1.0/24', ips: ['10.94.1.1-10.94.1.9'], gateway: '10.94.1.1' })).toContain(
-      'spec.gateway: 10.94.1.1 is also in spec.ips',
-    );
-    const first = `first-${tag}`;
-    await client().createPool(first, { subnet: '10.94.2.0/24', ips: ['10.94.2.1-10.94.2.9'] }, labels);
-    created.push(first);
-    expect(await rejection(`second-${tag}`, { subnet: '10.94.2.0/24', ips: ['10.94.2.5-10.94.2.20'] })).toContain(
-      `spec.ips: 10.94.2.5-10.94.2.9 also in IPPool ${first}`,
-    );
-    const neighbour = `neighbour-${tag}`;
-    await client().createPool(neighbour, { subnet: '10.94.2.0/24', ips: ['10.94.2.10-10.94.2.20'] }, labels);
-    created.push(neighbour);
+  it('no IP shared with another pool of the same subnet', async () => {
+    const first = await createPool({ subnet: '10.94.20.0/24', ips: ['10.94.20.1-10.94.20.9'] });
+    expect(await refusedPool({ subnet: '10.94.20.0/24', ips: ['10.94.20.5-10.94.20.20'] })).toContain(`spec.ips: 10.94.20.5-10.94.20.9 also in IPPool ${first.metadata.name}`);
+    await createPool({ subnet: '10.94.20.0/24', ips: ['10.94.20.10-10.94.20.20'] });
   });
 
-  it('refuses an update that removes an allocated IP and a delete while IPs are allocated, naming the holders', async () => {
-    const name = `busy-${tag}`;
-    const pool = await client().createPool(name, { subnet: '10.94.3.0/24', ips: ['10.94.3.1-10.94.3.9'] }, labels);
-    created.push(name);
-    await client().replacePoolStatus({ ...pool, status: { allocatedIPs: { '10.94.3.5': { pod: 'ns/web-0', podUID: 'u' } }, allocatedIPCount: 1, totalIPCount: 9 } });
-    const current = (await client().getPool(name))!;
-    await expect(client().replacePool({ ...current, spec: { ...current.spec, ips: ['10.94.3.6-10.94.3.9'] } })).rejects.toThrow(
-      'the update removes allocated IPs: 10.94.3.5 (held by ns/web-0)',
+  it('no subnet overlapping a different subnet', async () => {
+    const first = await createPool({ subnet: '10.94.22.0/24', ips: ['10.94.22.1'] });
+    expect(await refusedPool({ subnet: '10.94.22.0/23', ips: ['10.94.23.1'] })).toContain(
+      `spec.subnet: 10.94.22.0/23 overlaps IPPool ${first.metadata.name}'s subnet 10.94.22.0/24`,
     );
-    await expect(client().deletePool(name)).rejects.toThrow(`IPPool ${name} has 1 allocated IP, first 10.94.3.5 (ns/web-0)`);
+    await createPool({ subnet: '10.94.23.0/24', ips: ['10.94.23.1'] });
+  });
+});
+
+describe('every IPPool update and delete rule', () => {
+  it('subnet and ipVersion are immutable; other fields change', async () => {
+    const pool = await createPool({ subnet: '10.94.30.0/24', ips: ['10.94.30.1-10.94.30.9'] });
+    expect(await refusal(() => client().replacePool({ ...pool, spec: { ...pool.spec, subnet: '10.94.31.0/24', ips: ['10.94.31.1'] } }), 'a new subnet')).toContain('spec.subnet: Invalid value: "string": immutable, cannot change from 10.94.30.0/24 to 10.94.31.0/24');
+    expect(await refusal(() => client().replacePool({ ...pool, spec: { ...pool.spec, ipVersion: 6 } }), 'a new ipVersion')).toContain('ipVersion is immutable');
+    const grown = await client().replacePool({ ...pool, spec: { ...pool.spec, ips: ['10.94.30.1-10.94.30.20'] } });
+    expect(grown.spec.ips).toEqual(['10.94.30.1-10.94.30.20']);
+  });
+
+  it('an update may not remove an allocated IP (naming IP and pod), and may remove free ones', async () => {
+    const pool = await poolHolding({ subnet: '10.94.32.0/24', ips: ['10.94.32.1-10.94.32.9'] }, '10.94.32.5', 'shop/web-0');
+    expect(await refusal(() => client().replacePool({ ...pool, spec: { ...pool.spec, ips: ['10.94.32.6-10.94.32.9'] } }), 'removing a held IP')).toContain(
+      'spec.ips: the update removes allocated IPs: 10.94.32.5 (held by shop/web-0)',
+    );
+    expect(await refusal(() => client().replacePool({ ...pool, spec: { ...pool.spec, excludeIPs: ['10.94.32.5'] } }), 'excluding a held IP')).toContain(
+      '10.94.32.5 (held by shop/web-0)',
+    );
+    await client().replacePool({ ...pool, spec: { ...pool.spec, ips: ['10.94.32.5-10.94.32.9'] } });
+  });
+
+  it('a delete is refused while IPs are allocated, with the count and the first holders; an empty pool is deleted', async () => {
+    const busy = await poolHolding({ subnet: '10.94.34.0/24', ips: ['10.94.34.1-10.94.34.9'] }, '10.94.34.3', 'shop/web-1');
+    expect(await refusal(() => client().deletePool(busy.metadata.name), 'deleting a busy pool')).toContain(
+      `IPPool ${busy.metadata.name} has 1 allocated IP, first 10.94.34.3 (shop/web-1)`,
+    );
+    expect((await client().getPool(busy.metadata.name))?.metadata.deletionTimestamp).toBeUndefined();
+    const empty = await createPool({ subnet: '10.94.35.0/24', ips: ['10.94.35.1'] });
+    await client().deletePool(empty.metadata.name);
+    expect((await client().getPool(empty.metadata.name))?.metadata.deletionTimestamp).toBeDefined();
+  });
+
+  it("a terminating pool's spec is frozen, while its status and finalizers still change", async () => {
+    const pool = await createPool({ subnet: '10.94.36.0/24', ips: ['10.94.36.1-10.94.36.9'] });
+    await client().deletePool(pool.metadata.name);
+    const terminating = (await client().getPool(pool.metadata.name))!;
+    expect(terminating.metadata.deletionTimestamp).toBeDefined();
+    expect(await refusal(() => client().replacePool({ ...terminating, spec: { ...terminating.spec, ips: ['10.94.36.1-10.94.36.20'] } }), 'a terminating pool grown')).toContain(
+      `IPPool ${pool.metadata.name} is being deleted; its spec cannot change`,
+    );
+    const withStatus = await client().replacePoolStatus({ ...terminating, status: { allocatedIPCount: 0, totalIPCount: 9 } });
+    await client().replacePool({ ...withStatus, metadata: { ...withStatus.metadata, finalizers: [] } });
+    expect(await client().getPool(pool.metadata.name)).toBeUndefined();
+  });
+});
+
+describe('every ReservedIP rule', () => {
+  it.each<[string, ReservedIPSpec, string, ReservedIPSpec]>([
+    ['not an IP', { ips: ['10.94.40.1', 'ten'] }, "must be an IP address or a range 'first-last'", { ips: ['10.94.40.1'] }],
+    ['a range that ends before it starts', { ips: ['10.94.40.9-10.94.40.1'] }, 'spec.ips[0]: "10.94.40.9-10.94.40.1" ends before it starts', { ips: ['10.94.40.1-10.94.40.9'] }],
+    ['a range across families', { ips: ['10.94.40.1-fd00::1'] }, 'spec.ips[0]', { ips: ['fd00:94::1-fd00:94::9'] }],
+    ['IPv4 and IPv6 mixed', { ips: ['10.94.40.1', 'fd00:94::1'] }, 'spec.ips: mixes IPv4 and IPv6; use one ReservedIP per family', { ips: ['fd00:94::1'], ipVersion: 6 }],
+    ['ipVersion against the IPs', { ips: ['10.94.40.1'], ipVersion: 6 }, 'spec.ipVersion: 6 does not match spec.ips, which are IPv4', { ips: ['10.94.40.1'], ipVersion: 4 }],
+  ])('%s', async (_rule, refused, message, neighbour) => {
+    expect(await refusedReservation(refused)).toContain(message);
+    const name = uniqueName('reserved');
+    await client().createReservedIP(name, neighbour, webhook.labels);
+    reservations.push(name);
+  });
+
+  it('an update is checked like a create', async () => {
+    const name = uniqueName('reserved');
+    const reserved = await client().createReservedIP(name, { ips: ['10.94.41.1'] }, webhook.labels);
+    reservations.push(name);
+    expect(await refusal(() => client().replaceReservedIP({ ...reserved, spec: { ips: ['10.94.41.1', 'fd00:94::1'] } }), 'a mixed update')).toContain('mixes IPv4 and IPv6');
+  });
+});
+
+describe('the webhook process', () => {
+  it('logs each decision with what it refused and why', () => {
+    const refusals = webhook.log.map((line) => JSON.parse(line) as { msg: string; allowed?: boolean; message?: string }).filter((entry) => entry.msg === 'admission decision' && entry.allowed === false);
+    expect(refusals.some((entry) => entry.message?.includes('spec.gateway: 10.94.11.1 is also in spec.ips'))).toBe(true);
   });
 });

@@ -26,6 +26,10 @@ describe('poolMutations', () => {
       { op: 'replace', path: '/spec/ips', value: ['fd00:6::10'] },
     ]);
   });
+
+  it('leaves a terminating pool alone, so that removing its finalizer is no spec change', () => {
+    expect(poolMutations(pool('a', { subnet: '10.6.0.0/16', ips: ['10.6.1.2', '10.6.1.1'] }, undefined, { deletionTimestamp: new Date() }), false)).toEqual([]);
+  });
 });
 
 describe('specProblems', () => {
@@ -86,9 +90,12 @@ describe('updateProblems', () => {
     expect(updateProblems(held, pool('a', { ...held.spec, ips: ['10.6.1.5', '10.6.1.99'] }))).toEqual([]);
   });
 
-  it('refuses any spec change of a terminating pool', () => {
-    const deleting = { ...held, metadata: { ...held.metadata, deletionTimestamp: new Date() } };
-    expect(updateProblems(deleting, pool('a', held.spec))).toEqual(['IPPool a is being deleted; its spec cannot change (its status still can)']);
+  it('refuses any spec change of a terminating pool, and lets its finalizer go', () => {
+    const deleting = { ...held, metadata: { ...held.metadata, deletionTimestamp: new Date(), finalizers: ['tidepool.dev/ip-protection'] } };
+    expect(updateProblems(deleting, pool('a', { ...held.spec, ips: ['10.6.1.1-10.6.1.200'] }))).toEqual([
+      'IPPool a is being deleted; its spec cannot change (its status still can)',
+    ]);
+    expect(updateProblems(deleting, { ...deleting, metadata: { ...deleting.metadata, finalizers: [] }, spec: { ...held.spec } })).toEqual([]);
   });
 });
 
