@@ -33,8 +33,9 @@ export interface SimulatedKubeletOptions {
 }
 
 interface PodState {
-  /** The running sandbox's container ID. */
+  /** The running sandbox's container ID, and the IPs its ADD returned. */
   sandbox?: string;
+  ips?: string[];
   /** A sandbox that died with its node; the restarted kubelet stops it (CNI DEL) before starting a new one. */
   deadSandbox?: string;
   ready: boolean;
@@ -378,23 +379,32 @@ export class SimulatedKubelet {
       await this.del(pod, state.deadSandbox, node);
       state.deadSandbox = undefined;
     }
-    const containerID = newContainerID();
-    const outcome = await this.cni('ADD', pod, containerID, node);
-    if (!this.nodes.get(node)!.powered) return;
-    if (!outcome.ok) {
-      this.stats.addFailures++;
-      const message = outcome.error ?? 'unknown error';
-      this.stats.errors[message] = (this.stats.errors[message] ?? 0) + 1;
-      // As containerd does after a failed setup: tear the sandbox's network down.
-      await this.cni('DEL', pod, containerID, node);
-      state.attempts++;
-      state.notBefore = Date.now() + Math.min(this.retry.first * 2 ** (state.attempts - 1), this.retry.max);
-      return;
+    if (!state.sandbox) {
+      const containerID = newContainerID();
+      const outcome = await this.cni('ADD', pod, containerID, node);
+      if (!this.nodes.get(node)!.powered) {
+        // Power went while the plugin ran: the sandbox died with the node, and the restarted kubelet stops it.
+        if (outcome.ok) state.deadSandbox = containerID;
+        return;
+      }
+      if (!outcome.ok) {
+        this.stats.addFailures++;
+        const message = outcome.error ?? 'unknown error';
+        this.stats.errors[message] = (this.stats.errors[message] ?? 0) + 1;
+        // As containerd does after a failed setup: tear the sandbox's network down.
+        await this.cni('DEL', pod, containerID, node);
+        state.attempts++;
+        state.notBefore = Date.now() + Math.min(this.retry.first * 2 ** (state.attempts - 1), this.retry.max);
+        return;
+      }
+      this.stats.adds++;
+      this.stats.addMs.push(outcome.ms);
+      state.sandbox = containerID;
+      state.ips = outcome.ips;
+      state.attempts = 0;
     }
-    this.stats.adds++;
-    this.stats.addMs.push(outcome.ms);
-    state.sandbox = containerID;
-    state.attempts = 0;
+    // A sandbox whose status write failed is not started again: only the status is retried.
+    const ips = state.ips ?? [];
     const now = new Date();
     const conditions = ['PodScheduled', 'Initialized', 'ContainersReady', 'Ready'].map((type) => ({ type, status: 'True', lastTransitionTime: now }));
     const { namespace, name } = pod.metadata as { namespace: string; name: string };
@@ -406,8 +416,8 @@ export class SimulatedKubelet {
           status: {
             phase: 'Running',
             hostIP: '127.0.0.1',
-            podIP: outcome.ips[0],
-            podIPs: outcome.ips.map((ip) => ({ ip })),
+            podIP: ips[0],
+            podIPs: ips.map((ip) => ({ ip })),
             startTime: pod.status?.startTime ?? now,
             conditions,
             containerStatuses: (pod.spec?.containers ?? []).map((container) => ({

@@ -1,0 +1,297 @@
+// npm run bench:cluster [-- --ipam tidepool,host-local,whereabouts --pods 1000 --nodes 10 --ip-ratio 1.0
+//   --scenarios create,rebuild,recovery,delete --deadline 15m --power-off 45s --parallelism 8
+//   --out bench/results/cluster.json --chart docs/images/cluster-bench.svg --no-docs]
+// Seed 001's 1000-pod test on the local stack with simulated nodes: every IPAM in the same run, one after
+// another, each on a pool of exactly as many IPs as pods (times --ip-ratio).
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { parseDuration } from '../src/config.ts';
+import { applyManifests, readManifests, waitForCrdsEstablished } from '../src/k8s/apply.ts';
+import { buildCni } from '../scripts/build-cni.ts';
+import { runClusterScenarios, SCENARIOS, type Scenario, type ScenarioResult } from '../sim/scenarios.ts';
+import { stackPaths } from '../stack/config.ts';
+import { up } from '../stack/stack.ts';
+import { lineChartSvg } from './chart.ts';
+import { cpuDelta, sampleCpu, type CpuSample } from './cpu.ts';
+import { IPAMS, prepareIpam, type IpamName } from './ipams.ts';
+import { markdownTable, percentile, replaceSection } from './report.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    ipam: { type: 'string', default: IPAMS.join(',') },
+    pods: { type: 'string', default: '1000' },
+    nodes: { type: 'string', default: '10' },
+    'ip-ratio': { type: 'string', default: '1.0' },
+    scenarios: { type: 'string', default: SCENARIOS.join(',') },
+    deadline: { type: 'string', default: '15m' },
+    'power-off': { type: 'string', default: '45s' },
+    parallelism: { type: 'string', default: '8' },
+    out: { type: 'string', default: 'bench/results/cluster.json' },
+    chart: { type: 'string', default: 'docs/images/cluster-bench.svg' },
+    'no-docs': { type: 'boolean', default: false },
+  },
+});
+
+function choose<T extends string>(list: string, allowed: readonly T[], what: string): T[] {
+  const chosen = list.split(',').map((item) => item.trim()).filter(Boolean);
+  const unknown = chosen.filter((item) => !allowed.includes(item as T));
+  if (unknown.length > 0 || chosen.length === 0) throw new Error(`--${what}: ${unknown.join(', ') || '(none)'} not one of ${allowed.join(', ')}`);
+  return chosen as T[];
+}
+
+const ipams = choose(args.ipam, IPAMS, 'ipam');
+const scenarios = choose(args.scenarios, SCENARIOS, 'scenarios');
+const pods = Number(args.pods);
+const nodeCount = Number(args.nodes);
+const ratio = Number(args['ip-ratio']);
+if (!Number.isInteger(pods) || pods < 1 || !Number.isInteger(nodeCount) || nodeCount < 1 || !(ratio > 0)) {
+  throw new Error('--pods and --nodes must be positive integers and --ip-ratio a positive number');
+}
+const ips = Math.ceil(pods * ratio);
+const deadlineMs = parseDuration(args.deadline, '--deadline');
+const powerOffMs = parseDuration(args['power-off'], '--power-off');
+const root = path.resolve(import.meta.dirname, '..');
+const commandLine = `npm run bench:cluster -- ${process.argv.slice(2).join(' ')}`.trim();
+
+/** 97 s as seed 001 writes it: 1m37s. */
+function duration(seconds: number): string {
+  const whole = Math.round(seconds);
+  return whole >= 60 ? `${Math.floor(whole / 60)}m${String(whole % 60).padStart(2, '0')}s` : `${whole}s`;
+}
+
+function progressBar(label: string): (scenario: Scenario, line: string) => void {
+  let lastPrinted = 0;
+  return (scenario, line) => {
+    const match = /^(\d+)\/(\d+)/.exec(line);
+    const share = match ? Number(match[1]) / Number(match[2]) : 0;
+    const bar = `${'#'.repeat(Math.round(share * 30))}${'.'.repeat(30 - Math.round(share * 30))}`;
+    const text = `[${label} ${scenario}] ${bar} ${line}`;
+    if (process.stderr.isTTY) {
+      process.stderr.write(`\r${text.padEnd(110).slice(0, 110)}`);
+    } else if (Date.now() - lastPrinted > 10_000) {
+      process.stderr.write(`${text}\n`);
+      lastPrinted = Date.now();
+    }
+  };
+}
+
+interface IpamRun {
+  ipam: IpamName;
+  results: (ScenarioResult & { cpuSeconds: CpuSample })[];
+  adds: number;
+  addFailures: number;
+  dels: number;
+  droppedDels: number;
+  addP50Ms: number;
+  addP99Ms: number;
+  error?: string;
+}
+
+async function runIpam(ipam: IpamName, kubeConfig: KubeConfig, kubeconfigPath: string, agentSocket: string): Promise<IpamRun> {
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const tag = randomBytes(3).toString('hex');
+  const namespace = `bench-${ipam}-${tag}`;
+  const nodes = Array.from({ length: nodeCount }, (_, index) => `bench-${ipam}-${tag}-${index}`);
+  await core.createNamespace({ body: { metadata: { name: namespace } } });
+  const prepared = await prepareIpam(ipam, {
+    kubeConfig,
+    kubeconfigPath,
+    root,
+    tag,
+    nodes,
+    ips,
+    tidepool: { cni: path.join(root, 'dist', 'tidepool-cni'), agentSocket, spoolDir: stackPaths().cniSpool },
+  });
+  const cpu = new Map<Scenario, CpuSample>();
+  const cpuSeconds = new Map<Scenario, CpuSample>();
+  try {
+    const { results, kubelet } = await runClusterScenarios({
+      kubeConfig,
+      ipam: prepared,
+      namespace,
+      nodes,
+      pods,
+      scenarios,
+      deadlineMs,
+      powerOffMs,
+      parallelismPerNode: Number(args.parallelism),
+      onProgress: progressBar(ipam),
+      onTimed: (scenario, phase) => {
+        if (phase === 'start') cpu.set(scenario, sampleCpu());
+        else cpuSeconds.set(scenario, renameCpu(cpuDelta(cpu.get(scenario)!, sampleCpu())));
+      },
+    });
+    if (process.stderr.isTTY) process.stderr.write('\n');
+    const stats = kubelet.stats;
+    await kubelet.removeNodes();
+    return {
+      ipam,
+      results: results.map((result) => ({ ...result, cpuSeconds: cpuSeconds.get(result.scenario) ?? {} })),
+      adds: stats.adds,
+      addFailures: stats.addFailures,
+      dels: stats.dels,
+      droppedDels: stats.droppedDels,
+      addP50Ms: Math.round(percentile(stats.addMs, 50)),
+      addP99Ms: Math.round(percentile(stats.addMs, 99)),
+    };
+  } finally {
+    await core.deleteNamespace({ name: namespace }).catch(() => undefined);
+    for (const name of nodes) await core.deleteNode({ name }).catch(() => undefined);
+    await prepared.cleanup();
+  }
+}
+
+/** In this benchmark the bench process is the simulated kubelet, and its children are the IPAM's plugin processes. */
+function renameCpu(sample: CpuSample): CpuSample {
+  const names: Record<string, string> = { 'worker + agent (bench process)': 'simulated kubelet', 'tidepool-cni processes': 'CNI plugin processes' };
+  return Object.fromEntries(Object.entries(sample).map(([name, value]) => [names[name] ?? name, value]));
+}
+
+function cell(run: IpamRun, scenario: Scenario): string {
+  const result = run.results.find((r) => r.scenario === scenario);
+  if (!result) return run.results.length > 0 ? 'not run' : `error: ${run.error ?? 'not run'}`;
+  return result.ok ? duration(result.seconds) : `failed: ${result.progress.split(';')[0]!.replace(/^failed at /, '').replace(/ after .*$/, '')} at ${duration(result.seconds)}`;
+}
+
+function targets(runs: IpamRun[]): string[] {
+  const seconds = (ipam: IpamName, scenario: Scenario) => {
+    const result = runs.find((run) => run.ipam === ipam)?.results.find((r) => r.scenario === scenario);
+    return result?.ok ? result.seconds : undefined;
+  };
+  const lines: string[] = [];
+  for (const scenario of ['create', 'rebuild'] as const) {
+    const [tp, hl] = [seconds('tidepool', scenario), seconds('host-local', scenario)];
+    if (tp !== undefined && hl !== undefined) {
+      const ratio = tp / hl;
+      lines.push(`- ${scenario}: Tidepool ${duration(tp)} against host-local ${duration(hl)}, ${ratio.toFixed(2)}x (target 1.5x or less: ${ratio <= 1.5 ? 'met' : 'missed'})`);
+    }
+  }
+  const recovery = runs.find((run) => run.ipam === 'tidepool')?.results.find((r) => r.scenario === 'recovery');
+  if (recovery) {
+    const clean = recovery.ok && recovery.audit?.leaked.length === 0 && recovery.audit.duplicates.length === 0;
+    lines.push(`- recovery: Tidepool ${recovery.ok ? `${recovery.progress} after ${duration(recovery.seconds)}` : recovery.progress}, ${recovery.audit?.leaked.length ?? '?'} IPs leaked, ${recovery.audit?.duplicates.length ?? '?'} held twice (target: all Running, none leaked: ${clean ? 'met' : 'missed'})`);
+  }
+  const tp = seconds('tidepool', 'create');
+  const wbRun = runs.find((run) => run.ipam === 'whereabouts')?.results.find((r) => r.scenario === 'create');
+  if (tp !== undefined && wbRun) {
+    const ratio = wbRun.seconds / tp;
+    lines.push(
+      wbRun.ok
+        ? `- create against Whereabouts: ${ratio.toFixed(1)}x faster (target 10x: ${ratio >= 10 ? 'met' : 'missed'})`
+        : `- create against Whereabouts: Whereabouts had not finished at its ${duration(wbRun.seconds)} deadline, so at least ${ratio.toFixed(1)}x (target 10x: ${ratio >= 10 ? 'met' : 'not shown'})`,
+    );
+  }
+  return lines;
+}
+
+async function main(): Promise<void> {
+  if (ipams.some((ipam) => ipam !== 'tidepool')) execFileSync('bash', [path.join(root, 'stack', 'build-peers.sh')], { stdio: 'inherit' });
+  if (ipams.includes('tidepool')) await buildCni();
+  const info = await up(undefined, (line) => console.error(`[stack] ${line}`), { tidepool: true });
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(info.kubeconfig);
+  if (ipams.includes('whereabouts')) {
+    const crds = readManifests(path.join(root, '.cache', 'peers', 'crds'));
+    await applyManifests(kubeConfig, crds);
+    await waitForCrdsEstablished(kubeConfig, crds.map((crd) => crd.metadata!.name!));
+  }
+  console.error(`bench:cluster: ${pods} pods on ${nodeCount} simulated nodes, ${ips} IPs, scenarios ${scenarios.join(', ')}, deadline ${args.deadline} each`);
+
+  const runs: IpamRun[] = [];
+  for (const ipam of ipams) {
+    try {
+      runs.push(await runIpam(ipam, kubeConfig, info.kubeconfig, info.agentSocket ?? stackPaths().agentSocket));
+    } catch (error) {
+      runs.push({ ipam, results: [], adds: 0, addFailures: 0, dels: 0, droppedDels: 0, addP50Ms: 0, addP99Ms: 0, error: (error as Error).message });
+    }
+  }
+
+  const table = markdownTable(
+    ['IPAM', ...scenarios, 'IPs held twice', 'IPs leaked', 'CNI ADDs (failed)', 'ADD p50 / p99'],
+    runs.map((run) => [
+      run.ipam,
+      ...scenarios.map((scenario) => cell(run, scenario)),
+      run.results.reduce((sum, r) => sum + (r.audit?.duplicates.length ?? 0), 0),
+      run.results.reduce((sum, r) => sum + (r.audit?.leaked.length ?? 0), 0),
+      `${run.adds} (${run.addFailures})`,
+      `${run.addP50Ms} / ${run.addP99Ms} ms`,
+    ]),
+  );
+  const cpuTable = markdownTable(
+    ['IPAM', 'scenario', 'CPU seconds by process'],
+    runs.flatMap((run) =>
+      run.results.map((result) => [
+        run.ipam,
+        result.scenario,
+        Object.entries(result.cpuSeconds)
+          .filter(([, value]) => value >= 0.5)
+          .sort((a, b) => b[1] - a[1])
+          .map(([name, value]) => `${name} ${value.toFixed(1)}`)
+          .join(', '),
+      ]),
+    ),
+  );
+  const errors = runs.flatMap((run) => run.results.flatMap((result) => Object.entries(result.errors).map(([message, count]) => `- ${run.ipam} ${result.scenario}: ${count}x \`${message.slice(0, 200)}\``)));
+  const machine = `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node.js ${process.version}`;
+  const chartPath = path.resolve(root, args.chart);
+  mkdirSync(path.dirname(chartPath), { recursive: true });
+  writeFileSync(
+    chartPath,
+    lineChartSvg(
+      scenarios.map((scenario) => ({
+        title: scenario,
+        yLabel: scenario === 'delete' ? 'pods left' : 'pods Running',
+        series: runs.map((run) => ({ name: run.ipam, points: run.results.find((r) => r.scenario === scenario)?.timeline ?? [] })),
+      })),
+      `${pods} pods, ${nodeCount} nodes, ${ips} IPs`,
+      pods,
+    ),
+  );
+  const report = {
+    date: new Date().toISOString(),
+    machine,
+    command: commandLine,
+    pods,
+    nodes: nodeCount,
+    ips,
+    deadlineSeconds: deadlineMs / 1000,
+    runs,
+  };
+  const out = path.resolve(root, args.out);
+  mkdirSync(path.dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
+
+  const body = [
+    `Measured ${report.date.slice(0, 10)} on ${machine} with \`${commandLine}\` (${pods} pods on ${nodeCount} simulated nodes, ${ips} IPs, deadline ${args.deadline} per scenario).`,
+    '',
+    table,
+    '',
+    ...targets(runs),
+    '',
+    `![Pods Running over time per IPAM](${path.relative(path.join(root, 'docs'), chartPath)})`,
+    '',
+    'CPU seconds per timed scenario (processes above 0.5 s; "CNI plugin processes" are the IPAM plugin runs of the simulated kubelet):',
+    '',
+    cpuTable,
+    ...(errors.length > 0 ? ['', 'Most frequent CNI ADD errors:', '', ...errors] : []),
+  ].join('\n');
+  console.log(`\n${body}\n`);
+  console.log(`bench:cluster: wrote ${path.relative(root, out)} and ${path.relative(root, chartPath)}`);
+  if (!args['no-docs']) {
+    replaceSection(path.join(root, 'docs', 'benchmarks.md'), 'cluster', body);
+    console.log('bench:cluster: updated docs/benchmarks.md');
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(`bench:cluster: ${(error as Error).message}`);
+    process.exit(1);
+  },
+);
