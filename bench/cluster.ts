@@ -9,7 +9,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { loadKubeConfig } from '../src/k8s/kubeconfig.ts';
 import { parseDuration } from '../src/config.ts';
 import { applyManifests, readManifests, waitForCrdsEstablished } from '../src/k8s/apply.ts';
 import { buildCni } from '../scripts/build-cni.ts';
@@ -193,8 +194,7 @@ async function main(): Promise<void> {
   if (ipams.some((ipam) => ipam !== 'tidepool')) execFileSync('bash', [path.join(root, 'stack', 'build-peers.sh')], { stdio: 'inherit' });
   if (ipams.includes('tidepool')) await buildCni();
   const info = await up(undefined, (line) => console.error(`[stack] ${line}`), { tidepool: true });
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromFile(info.kubeconfig);
+  const kubeConfig = loadKubeConfig(info.kubeconfig);
   if (ipams.includes('whereabouts')) {
     const crds = readManifests(path.join(root, '.cache', 'peers', 'crds'));
     await applyManifests(kubeConfig, crds);

@@ -28,8 +28,11 @@ export interface SimulatedKubeletOptions {
   heartbeatMs?: number;
   /** Sandbox starts and stops that one node runs at once (default 8). */
   parallelismPerNode?: number;
-  /** Retry backoff after a failed sandbox start: first delay and cap (default 1 s, 10 s). */
-  retryMs?: { first: number; max: number };
+  /**
+   * The wait before a failed sandbox start is tried again, jittered by up to half of it: kubelet's pod
+   * worker back-off (default 10 s).
+   */
+  retryMs?: number;
 }
 
 interface PodState {
@@ -41,7 +44,6 @@ interface PodState {
   ready: boolean;
   /** When the running sandbox started (epoch ms). */
   readyAt?: number;
-  attempts: number;
   notBefore: number;
   busy: boolean;
 }
@@ -88,7 +90,7 @@ export class SimulatedKubelet {
   private readonly dirty = new Set<string>();
   private readonly heartbeatMs: number;
   private readonly parallelism: number;
-  private readonly retry: { first: number; max: number };
+  private readonly retryMs: number;
   private binary: string;
   private dropDelShare = 0;
   private timers: NodeJS.Timeout[] = [];
@@ -103,7 +105,7 @@ export class SimulatedKubelet {
     this.leases = options.kubeConfig.makeApiClient(CoordinationV1Api);
     this.heartbeatMs = options.heartbeatMs ?? 5000;
     this.parallelism = options.parallelismPerNode ?? 8;
-    this.retry = options.retryMs ?? { first: 1000, max: 10_000 };
+    this.retryMs = options.retryMs ?? 10_000;
     this.binary = options.cni.binary;
     for (const node of options.nodes) this.nodes.set(node, { powered: true, inflight: 0 });
     const namespace = options.namespace;
@@ -178,7 +180,6 @@ export class SimulatedKubelet {
       if (pod.spec?.nodeName !== node) continue;
       const podState = this.pods.get(podKey(pod));
       if (podState) {
-        podState.attempts = 0;
         podState.notBefore = 0;
       }
       this.dirty.add(podKey(pod));
@@ -279,7 +280,9 @@ export class SimulatedKubelet {
 
   private pump(): void {
     if (this.stopped) return;
-    for (const key of [...this.dirty]) {
+    // Stopping pods first: their IPs are what the starting pods wait for.
+    const keys = [...this.dirty].sort((a, b) => Number(Boolean(this.byUID.get(b)?.metadata?.deletionTimestamp)) - Number(Boolean(this.byUID.get(a)?.metadata?.deletionTimestamp)));
+    for (const key of keys) {
       const pod = this.byUID.get(key);
       if (!pod) {
         this.dirty.delete(key);
@@ -316,7 +319,7 @@ export class SimulatedKubelet {
   private stateOf(key: string): PodState {
     let state = this.pods.get(key);
     if (!state) {
-      state = { ready: false, attempts: 0, notBefore: 0, busy: false };
+      state = { ready: false, notBefore: 0, busy: false };
       this.pods.set(key, state);
     }
     return state;
@@ -393,15 +396,13 @@ export class SimulatedKubelet {
         this.stats.errors[message] = (this.stats.errors[message] ?? 0) + 1;
         // As containerd does after a failed setup: tear the sandbox's network down.
         await this.cni('DEL', pod, containerID, node);
-        state.attempts++;
-        state.notBefore = Date.now() + Math.min(this.retry.first * 2 ** (state.attempts - 1), this.retry.max);
+        state.notBefore = Date.now() + this.retryMs * (1 + Math.random() / 2);
         return;
       }
       this.stats.adds++;
       this.stats.addMs.push(outcome.ms);
       state.sandbox = containerID;
       state.ips = outcome.ips;
-      state.attempts = 0;
     }
     // A sandbox whose status write failed is not started again: only the status is retried.
     const ips = state.ips ?? [];

@@ -91,7 +91,8 @@ function localComponents(config: StackConfig, paths: StackPaths): ProcessSpec[] 
         '--service-cluster-ip-range=10.96.0.0/16',
         '--allow-privileged=true',
         '--endpoint-reconciler-type=none',
-        '--profiling=false',
+        // /debug/pprof for benchmark profiles; it needs the admin token like every other path.
+        '--profiling=true',
       ],
     },
     {

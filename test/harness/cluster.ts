@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { loadKubeConfig } from '../../src/k8s/kubeconfig.ts';
 import { Client, Connection } from '@temporalio/client';
 import { inject } from 'vitest';
 import { TidepoolClient } from '../../src/k8s/client.ts';
@@ -15,9 +16,7 @@ export function stack() {
 }
 
 export function kubeConfig(): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromFile(stack().kubeconfig);
-  return kc;
+  return loadKubeConfig(stack().kubeconfig);
 }
 
 export function caCert(): string {

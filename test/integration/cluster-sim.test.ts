@@ -72,7 +72,7 @@ describe('the simulated cluster running Tidepool', () => {
       nodes: faultNodes,
       namespace: namespace.name,
       cni: { binary: CNI_BINARY, cniPath: '/opt/cni/bin', netconf: () => netconf(tidepool.socketPath, tidepool.spoolDir) },
-      retryMs: { first: 500, max: 1000 },
+      retryMs: 500,
     });
     await kubelet.start();
     try {
