@@ -54,7 +54,8 @@ export function invokeCni(binary: string, cniPath: string, call: CniCall, timeou
         parsed = undefined;
       }
       if (error) {
-        const message = parsed?.msg ? `${parsed.msg}${parsed.details ? `: ${parsed.details}` : ''}` : (stderr.trim() || error.message).split('\n')[0]!;
+        // Without a spec-shaped error on stdout, the last line of stderr is the plugin's last word (earlier lines are logs).
+        const message = parsed?.msg ? `${parsed.msg}${parsed.details ? `: ${parsed.details}` : ''}` : (stderr.trim() || error.message).split('\n').at(-1)!;
         resolve({ ok: false, ips: [], error: message, ms });
         return;
       }

@@ -69,6 +69,14 @@ export interface KubeletStats {
 
 const podKey = (pod: V1Pod) => pod.metadata!.uid!;
 
+/** An ADD error without what differs from pod to pod (names, log timestamps), so that the report counts kinds. */
+export function errorKind(message: string): string {
+  return message
+    .replace(/^[IWEF]\d{4} [\d:.]+\s+\d+ [\w.]+:\d+\] /, '')
+    .replace(/pod [\w.-]+\/[\w.-]+/g, 'pod <pod>')
+    .slice(0, 300);
+}
+
 /**
  * A kubelet for many nodes in one process, against a real API server, for benchmarks and chaos runs: it
  * registers Node objects and keeps their heartbeats (Lease and Ready condition), binds unscheduled pods
@@ -392,7 +400,7 @@ export class SimulatedKubelet {
       }
       if (!outcome.ok) {
         this.stats.addFailures++;
-        const message = outcome.error ?? 'unknown error';
+        const message = errorKind(outcome.error ?? 'unknown error');
         this.stats.errors[message] = (this.stats.errors[message] ?? 0) + 1;
         // As containerd does after a failed setup: tear the sandbox's network down.
         await this.cni('DEL', pod, containerID, node);

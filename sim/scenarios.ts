@@ -205,8 +205,8 @@ export async function runClusterScenarios(options: ClusterRunOptions): Promise<{
       timeline,
       errors,
     };
-    // The audit waits for a quiet moment: IPs of pods deleted a moment ago may still be on their way out.
-    if (last.done) result.audit = await audit(kubelet, ipam);
+    // Also after a failure: the IPs an IPAM still records for pods that are gone are often why it failed.
+    result.audit = await audit(kubelet, ipam);
     return result;
   }
 }
