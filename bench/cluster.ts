@@ -236,7 +236,11 @@ async function main(): Promise<void> {
       ]),
     ),
   );
-  const errors = runs.flatMap((run) => run.results.flatMap((result) => Object.entries(result.errors).map(([message, count]) => `- ${run.ipam} ${result.scenario}: ${count}x \`${message.slice(0, 200)}\``)));
+  const errors = runs.flatMap((run) =>
+    run.results
+      .filter((result) => result.addFailures > 0)
+      .map((result) => `- ${run.ipam} ${result.scenario}: ${result.addFailures} failed; ${Object.entries(result.errors).map(([message, count]) => `${count}x \`${message.slice(0, 200)}\``).join(', ')}`),
+  );
   const machine = `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node.js ${process.version}`;
   const chartPath = path.resolve(root, args.chart);
   mkdirSync(path.dirname(chartPath), { recursive: true });
@@ -278,7 +282,7 @@ async function main(): Promise<void> {
     'CPU seconds per timed scenario (processes above 0.5 s; "CNI plugin processes" are the IPAM plugin runs of the simulated kubelet):',
     '',
     cpuTable,
-    ...(errors.length > 0 ? ['', 'Most frequent CNI ADD errors:', '', ...errors] : []),
+    ...(errors.length > 0 ? ['', 'Failed CNI ADDs and their most frequent kinds:', '', ...errors] : []),
   ].join('\n');
   console.log(`\n${body}\n`);
   console.log(`bench:cluster: wrote ${path.relative(root, out)} and ${path.relative(root, chartPath)}`);

@@ -36,7 +36,8 @@ export interface ScenarioResult {
   /** Running pods over time (pods left, for delete): [seconds since the action, count]. */
   timeline: [number, number][];
   audit?: Audit;
-  /** The most frequent CNI ADD errors during the scenario. */
+  /** Failed CNI ADDs during the scenario, and the most frequent kinds of error. */
+  addFailures: number;
   errors: Record<string, number>;
 }
 
@@ -115,6 +116,7 @@ export async function runClusterScenarios(options: ClusterRunOptions): Promise<{
 
   async function runOne(scenario: Scenario): Promise<ScenarioResult> {
     const errorsBefore = { ...kubelet.stats.errors };
+    const failuresBefore = kubelet.stats.addFailures;
     const previous = new Set(kubelet.listPods().map((pod) => pod.metadata!.uid!));
     let started = performance.now();
     options.onTimed?.(scenario, 'start');
@@ -203,6 +205,7 @@ export async function runClusterScenarios(options: ClusterRunOptions): Promise<{
         ? last.progress
         : `failed at ${last.progress} after ${Math.round(seconds)} s (deadline); watched pods: ${JSON.stringify(kubelet.diagnose())}, pods in the API: ${(await core.listNamespacedPod({ namespace })).items.length}`,
       timeline,
+      addFailures: kubelet.stats.addFailures - failuresBefore,
       errors,
     };
     // Also after a failure: the IPs an IPAM still records for pods that are gone are often why it failed.
