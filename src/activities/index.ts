@@ -226,6 +226,14 @@ export function createActivities({ kubeConfig, writer, cache, gc, metrics }: Act
       try {
         await tidepool.createPodEndpoint(endpoint(undefined));
       } catch (error) {
+        if (error instanceof KubeApiError && error.notFound) {
+          // Only the namespace can be missing on a create: it was deleted, and the pod with it.
+          throw ApplicationFailure.create({
+            type: 'PodNotFound',
+            message: `namespace ${input.namespace} is gone, and pod ${input.namespace}/${input.pod} with it: no PodEndpoint to write`,
+            nonRetryable: true,
+          });
+        }
         if (!(error instanceof KubeApiError && error.alreadyExists)) throw error;
         const existing = await tidepool.getPodEndpoint(input.namespace, input.pod);
         if (existing) await tidepool.replacePodEndpoint(endpoint(existing.metadata));

@@ -167,16 +167,34 @@ export async function podIPLifecycle(input: LifecycleInput): Promise<LifecycleSn
     s.node = result.node ?? s.node;
     s.ownerKind = result.ownerKind;
     s.ownerName = result.ownerName;
+    const interfacesBefore = s.interfaces;
     s.interfaces = { ...(adoptFromUID ? Object.fromEntries(Object.entries(previousInterfaces).filter(([i]) => i !== request.interface)) : s.interfaces) };
     s.interfaces[request.interface] = { containerID: request.containerID, ips: result.ips };
-    await activities.writePodEndpoint({
-      namespace: s.namespace,
-      pod: s.pod,
-      podUID: request.podUID,
-      ...(s.node ? { node: s.node } : {}),
-      ...(s.ownerKind ? { ownerKind: s.ownerKind, ownerName: s.ownerName } : {}),
-      interfaces: s.interfaces,
-    });
+    try {
+      await activities.writePodEndpoint({
+        namespace: s.namespace,
+        pod: s.pod,
+        podUID: request.podUID,
+        ...(s.node ? { node: s.node } : {}),
+        ...(s.ownerKind ? { ownerKind: s.ownerKind, ownerName: s.ownerName } : {}),
+        interfaces: s.interfaces,
+      });
+    } catch (error) {
+      // The pod went away (with its namespace) between the allocation and its record: give the IPs back.
+      await activities.releaseIPs({
+        namespace: s.namespace,
+        pod: s.pod,
+        podUID: request.podUID,
+        containerID: request.containerID,
+        ips: result.ips.map((h) => ({ ip: h.ip, pool: h.pool })),
+        reason: 'PodEndpoint not written',
+      });
+      s.interfaces = interfacesBefore;
+      if (held().length === 0) s.state = 'Failed';
+      s.lastReason = rootFailure(error).message;
+      publish();
+      throw updateFailure(error);
+    }
     remember(result.ips);
     s.state = 'Allocated';
     s.lastReason = adoptFromUID ? `kept the IPs of StatefulSet pod UID ${adoptFromUID}` : `allocated from ${result.source}`;
