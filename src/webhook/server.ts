@@ -2,7 +2,7 @@ import https from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { TidepoolClient } from '../k8s/client.ts';
 import type { IPPool, ReservedIP } from '../k8s/types.ts';
-import { deleteProblem, overlapProblems, poolMutations, reservedIPProblems, specProblems, updateProblems } from './pool-rules.ts';
+import { deleteProblem, overlapProblems, poolMutations, reservedIPProblems, specProblems, updateProblems, type PatchOperation } from './pool-rules.ts';
 
 interface AdmissionRequest {
   uid: string;
@@ -38,7 +38,12 @@ export interface AdmissionDecision {
   patched?: string[];
 }
 
-function response(uid: string, problems: string[], patch?: unknown[]) {
+interface Verdict {
+  problems: string[];
+  patch?: PatchOperation[];
+}
+
+function response(uid: string, { problems, patch }: Verdict) {
   return {
     apiVersion: 'admission.k8s.io/v1',
     kind: 'AdmissionReview',
@@ -54,44 +59,43 @@ function response(uid: string, problems: string[], patch?: unknown[]) {
 /** Decides one AdmissionReview for IPPools and ReservedIPs: `/mutate` patches, `/validate` allows or refuses. */
 export function createAdmission(options: WebhookOptions) {
   const client = new TidepoolClient(options.kubeConfig);
-  const decide = async (path: string, review: AdmissionReview) => {
-    const request = review.request;
-    if (!request?.uid) throw new Error('AdmissionReview without a request uid');
+  const allow: Verdict = { problems: [] };
+  const decide = async (path: string, request: AdmissionRequest): Promise<Verdict> => {
     const kind = request.kind.kind;
     if (path === '/mutate') {
-      if (kind !== 'IPPool' || request.subResource || (request.operation !== 'CREATE' && request.operation !== 'UPDATE')) return response(request.uid, []);
-      return response(request.uid, [], poolMutations(request.object as IPPool, request.operation === 'CREATE'));
+      if (kind !== 'IPPool' || request.subResource || (request.operation !== 'CREATE' && request.operation !== 'UPDATE')) return allow;
+      return { problems: [], patch: poolMutations(request.object as IPPool, request.operation === 'CREATE') };
     }
     if (path !== '/validate') throw new Error(`no such webhook path ${path}`);
     if (kind === 'ReservedIP') {
-      return response(request.uid, request.operation === 'DELETE' ? [] : reservedIPProblems(request.object as ReservedIP));
+      return { problems: request.operation === 'DELETE' ? [] : reservedIPProblems(request.object as ReservedIP) };
     }
-    if (kind !== 'IPPool' || request.subResource) return response(request.uid, []);
+    if (kind !== 'IPPool' || request.subResource) return allow;
     if (request.operation === 'DELETE') {
       const problem = deleteProblem(request.oldObject as IPPool, options.refuseDeleteWithAllocatedIPs);
-      return response(request.uid, problem ? [problem] : []);
+      return { problems: problem ? [problem] : [] };
     }
     const pool = request.object as IPPool;
     const problems = specProblems(pool.spec);
     if (request.operation === 'UPDATE') problems.push(...updateProblems(request.oldObject as IPPool, pool));
     if (problems.length === 0) problems.push(...overlapProblems(pool, (await client.listPools()).items));
-    return response(request.uid, problems);
+    return { problems };
   };
   return async (path: string, review: AdmissionReview) => {
-    const answer = await decide(path, review);
-    const request = review.request!;
+    const request = review.request;
+    if (!request?.uid) throw new Error('AdmissionReview without a request uid');
+    const verdict = await decide(path, request);
     const name = request.name ?? (request.object as { metadata?: { name?: string } } | undefined)?.metadata?.name;
-    const { allowed, status, patch } = answer.response;
     options.onDecision?.({
       webhook: path,
       operation: request.operation,
       kind: request.kind.kind,
       ...(name ? { name } : {}),
-      allowed,
-      ...(status ? { message: status.message } : {}),
-      ...(patch ? { patched: (JSON.parse(Buffer.from(patch, 'base64').toString('utf8')) as { path: string }[]).map((op) => op.path) } : {}),
+      allowed: verdict.problems.length === 0,
+      ...(verdict.problems.length > 0 ? { message: verdict.problems.join('; ') } : {}),
+      ...(verdict.patch && verdict.patch.length > 0 ? { patched: verdict.patch.map((operation) => operation.path) } : {}),
     });
-    return answer;
+    return response(request.uid, verdict);
   };
 }
 
