@@ -159,10 +159,6 @@ export class SimulatedKubelet {
     await Promise.all(this.options.nodes.map((name) => this.core.deleteNode({ name }).catch(() => undefined)));
   }
 
-  powered(node: string): boolean {
-    return this.nodes.get(node)?.powered ?? false;
-  }
-
   /** Power off: no heartbeats, no CNI calls, and the node's sandboxes die with it. */
   powerOff(node: string): void {
     const state = this.nodes.get(node);
