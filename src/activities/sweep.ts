@@ -8,6 +8,7 @@ import type { TidepoolMetrics } from '../metrics.ts';
 import { podLifecycleWorkflowId, TidepoolPod, TidepoolPodUID, TidepoolState } from '../temporal/names.ts';
 import { reclaimSignal, type ReclaimRequest } from '../workflows/definitions.ts';
 import type { podIPLifecycle } from '../workflows/pod-ip-lifecycle.ts';
+import { lifecycleStaticDetails, lifecycleSummary } from '../workflows/lifecycle-details.ts';
 
 /** The sweep's activities: a live read and judgement of the cluster, and the hand-over of each leak to its lifecycle. */
 export function createSweepActivities({
@@ -66,6 +67,13 @@ export function createSweepActivities({
             { key: TidepoolPodUID, value: group.podUID },
             { key: TidepoolState, value: 'Reclaiming' },
           ],
+          staticSummary: lifecycleSummary(group.namespace, group.pod),
+          staticDetails: lifecycleStaticDetails({
+            namespace: group.namespace,
+            pod: group.pod,
+            podUID: group.podUID,
+            startedBy: `GC sweep reclaim of ${group.ips.map((r) => r.ip).join(', ')}: ${group.reason}`,
+          }),
         });
         heartbeat();
       }

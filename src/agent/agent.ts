@@ -14,6 +14,7 @@ import { FailureType, type HeldIP } from '../activities/types.ts';
 import { podLifecycleWorkflowId, TASK_QUEUE, TidepoolNode, TidepoolPod, TidepoolPodUID, TidepoolState } from '../temporal/names.ts';
 import type { podIPLifecycle } from '../workflows/pod-ip-lifecycle.ts';
 import { allocateUpdate, releaseUpdate, stateQuery } from '../workflows/definitions.ts';
+import { lifecycleStaticDetails, lifecycleSummary, shortContainerID } from '../workflows/lifecycle-details.ts';
 
 /** A failure the CNI plugin passes on as a CNI error: `code` is a CNI error code. */
 export class CniError extends Error {
@@ -111,7 +112,14 @@ export function createAgent(options: AgentOptions) {
         { key: TidepoolState, value: 'Allocating' },
         ...(options.nodeName ? [{ key: TidepoolNode, value: options.nodeName }] : []),
       ],
-      staticSummary: `IPs of pod ${podName}`,
+      staticSummary: lifecycleSummary(ref.podNamespace, ref.podName),
+      staticDetails: lifecycleStaticDetails({
+        namespace: ref.podNamespace,
+        pod: ref.podName,
+        podUID: ref.podUID,
+        ...(options.nodeName ? { node: options.nodeName } : {}),
+        startedBy: `CNI ADD of container ${shortContainerID(ref.containerID)} on interface ${ref.ifName}`,
+      }),
     });
     try {
       const result = await client.withDeadline(Date.now() + options.addTimeoutMs, () =>

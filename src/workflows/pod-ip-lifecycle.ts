@@ -5,6 +5,7 @@ import {
   continueAsNew,
   log,
   proxyLocalActivities,
+  setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -27,6 +28,7 @@ import {
   type ReleaseRequest,
   type ReleaseResult,
 } from './definitions.ts';
+import { lifecycleCurrentDetails } from './lifecycle-details.ts';
 
 const NON_RETRYABLE = ['NoFreeIP', 'PoolSelection', 'PodNotFound', 'PodUIDMismatch', 'InvalidPool'];
 
@@ -100,7 +102,11 @@ export async function podIPLifecycle(input: LifecycleInput): Promise<LifecycleSn
   const held = (): { ip: string; pool: string }[] =>
     Object.values(s.interfaces).flatMap((a) => a.ips.map((h) => ({ ip: h.ip, pool: h.pool })));
 
+  /** The Temporal UI's current details; metadata, not a command, so it costs no history event. */
+  const describe = (): void => setCurrentDetails(lifecycleCurrentDetails(s));
+
   function publish(): void {
+    describe();
     upsertSearchAttributes([
       { key: TidepoolPod, value: podName },
       { key: TidepoolState, value: s.state },
@@ -273,6 +279,7 @@ export async function podIPLifecycle(input: LifecycleInput): Promise<LifecycleSn
     if (decision.action === 'reclaim') await reclaim({ podUID: s.podUID, reason: decision.reason, ips: [] });
     else if (decision.action === 'wait') s.checkAt = decision.until;
     else log.info('kept IPs', { pod: podName, reason: decision.reason });
+    describe();
   }
 
   setHandler(
@@ -303,6 +310,7 @@ export async function podIPLifecycle(input: LifecycleInput): Promise<LifecycleSn
   setHandler(podEventSignal, (event) => {
     if (event.podUID !== s.podUID || held().length === 0) return;
     s.checkAt = Math.min(s.checkAt ?? Number.POSITIVE_INFINITY, event.checkAt);
+    describe();
   });
   setHandler(reclaimSignal, (request) =>
     exclusive(async () => {
@@ -314,6 +322,7 @@ export async function podIPLifecycle(input: LifecycleInput): Promise<LifecycleSn
     }),
   );
 
+  describe();
   const finished = () => handled && held().length === 0;
   const checkDue = () => s.checkAt !== undefined && Date.now() >= s.checkAt;
   for (;;) {

@@ -30,7 +30,7 @@ export interface TidepoolUnderTest {
  * own so that test files never see each other's workflows.
  */
 export async function startTidepool(
-  options: { settings?: Partial<ReclaimSettings>; addTimeoutMs?: number; controller?: boolean; taskQueue?: string } = {},
+  options: { settings?: Partial<ReclaimSettings>; addTimeoutMs?: number; controller?: boolean; taskQueue?: string; nodeName?: string } = {},
 ): Promise<TidepoolUnderTest> {
   const info = stack();
   const taskQueue = options.taskQueue ?? `tidepool-test-${randomBytes(4).toString('hex')}`;
@@ -54,7 +54,7 @@ export async function startTidepool(
   const agent = createAgent({
     client,
     temporalAddress: info.temporalAddress,
-    nodeName: '',
+    nodeName: options.nodeName ?? '',
     addTimeoutMs: options.addTimeoutMs ?? 30_000,
     delTimeoutMs: 10_000,
     spoolDir,
