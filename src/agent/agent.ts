@@ -75,12 +75,21 @@ export function validateAttachment(body: unknown): AgentAttachment {
   return record as unknown as AgentAttachment;
 }
 
-function isUnreachable(error: unknown): boolean {
-  return (
-    error instanceof WorkflowUpdateRPCTimeoutOrCancelledError ||
-    (isGrpcServiceError(error) && [1, 4, 14].includes(error.code)) ||
-    (error instanceof Error && /deadline|unavailable|connect|ECONNREFUSED/i.test(error.message))
-  );
+/**
+ * Whether Temporal could not be reached in time. The client wraps the gRPC error of a lost connection
+ * (UNAVAILABLE) in a ServiceError such as "Update-With-Start failed", so the whole cause chain is read.
+ */
+export function isUnreachable(error: unknown): boolean {
+  for (let current = error; current instanceof Error; current = current.cause) {
+    if (
+      current instanceof WorkflowUpdateRPCTimeoutOrCancelledError ||
+      (isGrpcServiceError(current) && [1, 4, 14].includes(current.code)) ||
+      /deadline|unavailable|connect|ECONNREFUSED/i.test(current.message)
+    ) {
+      return true;
+    }
+  }
+  return false;
 }
 
 function routesOf(ips: HeldIP[]): AgentAddResponse['routes'] {
