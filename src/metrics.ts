@@ -6,10 +6,12 @@ import type { IPPool } from './k8s/types.ts';
 /** The label for a release reason: free-text reasons (a re-created pod's message) fold into a few values. */
 export function releaseReasonLabel(reason: string): string {
   if (reason === 'CNI DEL') return 'CNIDel';
-  if (/^[A-Z][A-Za-z]+$/.test(reason)) return reason;
+  if (isVerdictReason(reason)) return reason;
   if (reason.includes('re-created')) return 'PodReplaced';
   return 'Other';
 }
+
+const isVerdictReason = (reason: string): boolean => /^[A-Z][A-Za-z]+$/.test(reason);
 
 /** Tidepool's Prometheus metrics, served by the worker at /metrics. */
 export class TidepoolMetrics {
@@ -101,7 +103,9 @@ export class TidepoolMetrics {
     if (count === 0) return;
     const label = releaseReasonLabel(reason);
     this.releases.inc({ reason: label }, count);
-    if (label !== 'CNIDel' && label !== 'PodReplaced') this.reclaims.inc({ reason: label }, count);
+    // A reclaim carries a verdict's reason (PodNotFound, PodReplaced, ...); a CNI DEL, a re-created pod's
+    // release and the rollback of an ADD carry sentences.
+    if (isVerdictReason(reason)) this.reclaims.inc({ reason: label }, count);
   }
 }
 

@@ -110,5 +110,9 @@ describe('the tidepool CLI', () => {
     const unknown = await tidepoolCli('frobnicate');
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('usage:');
+    for (const args of [['--help'], ['help'], ['gc', '-h']]) {
+      const help = await tidepoolCli(...args);
+      expect([help.code, help.stdout.split('\n')[0], help.stderr], args.join(' ')).toEqual([0, 'usage:', '']);
+    }
   });
 });

@@ -13,17 +13,29 @@ describe('metrics', () => {
     expect(releaseReasonLabel(reason)).toBe(label);
   });
 
-  it('counts releases, and reclaims apart from CNI DELs and re-created pods', async () => {
+  it('counts releases, and reclaims apart from CNI DELs, re-created pods and rolled-back ADDs', async () => {
     const metrics = new TidepoolMetrics();
     metrics.recordRelease('CNI DEL', 2);
     metrics.recordRelease('PodNotFound', 3);
     metrics.recordRelease('pod a/b was re-created with UID c', 1);
+    metrics.recordRelease('PodEndpoint not written', 1);
     const text = await metrics.registry.metrics();
+    expect(text).toContain('tidepool_releases_total{reason="Other"} 1');
+    expect(text).not.toContain('tidepool_reclaims_total{reason="Other"}');
     expect(text).toContain('tidepool_releases_total{reason="CNIDel"} 2');
     expect(text).toContain('tidepool_releases_total{reason="PodNotFound"} 3');
     expect(text).toContain('tidepool_reclaims_total{reason="PodNotFound"} 3');
     expect(text).not.toContain('tidepool_reclaims_total{reason="CNIDel"}');
     expect(text).not.toContain('tidepool_reclaims_total{reason="PodReplaced"}');
+  });
+
+  it('a sweep’s PodReplaced verdict is a reclaim, unlike the lifecycle’s release of a re-created pod', async () => {
+    const metrics = new TidepoolMetrics();
+    metrics.recordRelease('pod a/b was re-created with UID c', 1);
+    metrics.recordRelease('PodReplaced', 2);
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('tidepool_releases_total{reason="PodReplaced"} 3');
+    expect(text).toContain('tidepool_reclaims_total{reason="PodReplaced"} 2');
   });
 
   it('reports every pool’s capacity, allocated and free IPs at scrape time', async () => {
