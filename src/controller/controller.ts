@@ -93,7 +93,13 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, l
     if (!pool.metadata.deletionTimestamp) return;
     const name = pool.metadata.name;
     client.workflow
-      .signalWithStart<typeof poolDeletion>('poolDeletion', { workflowId: poolDeletionWorkflowId(name), taskQueue, args: [name], signal: poolReleasedSignal })
+      .signalWithStart<typeof poolDeletion>('poolDeletion', {
+        workflowId: poolDeletionWorkflowId(name),
+        taskQueue,
+        args: [name],
+        signal: poolReleasedSignal,
+        staticSummary: `Deletion of IPPool ${name}: removes its finalizer once no IP is allocated`,
+      })
       .catch((error: unknown) => log('warn', 'could not signal the pool deletion', { pool: name, error: (error as Error).message }));
   };
   ippools.on('add', onPool);

@@ -61,7 +61,9 @@ describe('deleting a pool that still holds IPs, with the webhook admitting the d
     await tidepool.stop();
     tidepool = await startTidepool({ controller: true, taskQueue });
     const resumed = tidepool.client.workflow.getHandle(poolDeletionWorkflowId(pool));
-    expect((await resumed.describe()).status.name).toBe('RUNNING');
+    const description = await resumed.describe();
+    expect(description.status.name).toBe('RUNNING');
+    expect(await description.staticSummary()).toBe(`Deletion of IPPool ${pool}: removes its finalizer once no IP is allocated`);
 
     expect((await runCni('DEL', cniEnv(holder, container), netconf(tidepool.socketPath, tidepool.spoolDir))).code).toBe(0);
     await waitFor('the pool to be gone once its last IP is released', async () => (await pools().getPool(pool)) === undefined, 40_000);

@@ -122,9 +122,13 @@ describe('handing leaks over to their lifecycles', () => {
     await pools().replacePoolStatus({ ...current, status: { ...current.status, allocatedIPs, allocatedIPCount: Object.keys(allocatedIPs).length } });
     const held = { namespace: namespace.name, pod: 'stale', podUID: 'stale-uid', reason: 'PodNotFound', ips: [{ ip: '10.91.0.46', pool }] };
     expect(await env.run(activities.requestReclaims, [held])).toBe(1);
-    const result = await tidepool.client.workflow.getHandle(podLifecycleWorkflowId(namespace.name, 'stale')).result();
+    const handle = tidepool.client.workflow.getHandle(podLifecycleWorkflowId(namespace.name, 'stale'));
+    const result = await handle.result();
     expect([result.state, result.lastReason]).toEqual(['Reclaimed', 'PodNotFound']);
     expect((await holders()).includes('stale')).toBe(false);
+    const description = await handle.describe();
+    expect(await description.staticSummary()).toBe(`IPs of pod ${namespace.name}/stale`);
+    expect(await description.staticDetails()).toContain('- **started by**: GC sweep reclaim of 10.91.0.46: PodNotFound');
   });
 });
 
