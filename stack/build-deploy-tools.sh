@@ -23,7 +23,7 @@ if [[ ! -f "$helm_stamp" || ! -x "$BIN/helm" ]]; then
   touch "$helm_stamp"
 fi
 
-compose_stamp="$BIN/.compose-check-$(sha256sum "$ROOT/stack/compose-check/go.mod" "$ROOT/stack/compose-check/go.sum" "$ROOT/stack/compose-check/main.go" | sha256sum | cut -c1-16)"
+compose_stamp="$BIN/.compose-check-$(cat "$ROOT"/stack/compose-check/{go.mod,go.sum,main.go} | sha256sum | cut -c1-16)"
 if [[ ! -f "$compose_stamp" || ! -x "$BIN/compose-check" ]]; then
   command -v go >/dev/null || { echo "build-deploy-tools: Go is needed to build compose-check; none is on PATH" >&2; exit 1; }
   echo "build-deploy-tools: building compose-check into $BIN" >&2
