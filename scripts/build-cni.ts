@@ -9,10 +9,11 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const distDir = path.join(root, 'dist');
 export const CNI_BUNDLE = path.join(distDir, 'tidepool-cni');
 
-export async function buildCni(): Promise<string> {
+/** Bundles the plugin into `outfile` (dist/tidepool-cni unless told), with the CommonJS marker beside it. */
+export async function buildCni(outfile = CNI_BUNDLE): Promise<string> {
   await build({
     entryPoints: [path.join(root, 'src', 'cni', 'main.ts')],
-    outfile: CNI_BUNDLE,
+    outfile,
     bundle: true,
     platform: 'node',
     target: 'node22',
@@ -25,9 +26,9 @@ export async function buildCni(): Promise<string> {
     legalComments: 'none',
     logLevel: 'warning',
   });
-  await writeFile(path.join(distDir, 'package.json'), `${JSON.stringify({ type: 'commonjs' })}\n`);
-  await chmod(CNI_BUNDLE, 0o755);
-  return CNI_BUNDLE;
+  await writeFile(path.join(path.dirname(outfile), 'package.json'), `${JSON.stringify({ type: 'commonjs' })}\n`);
+  await chmod(outfile, 0o755);
+  return outfile;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+
 /** Parses a duration such as `500ms`, `30s`, `5m`, `1h` (a bare number is seconds) into milliseconds. */
 export function parseDuration(text: string, name: string): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
@@ -11,10 +13,54 @@ function env(name: string, fallback: string): string {
   return value === undefined || value === '' ? fallback : value;
 }
 
-/** Settings shared by the worker and the agent, from environment variables (each documented in docs/configuration.md). */
+function readPem(name: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (error) {
+    throw new Error(`${name}=${JSON.stringify(file)} cannot be read: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** TLS for the Temporal connection, in the shape both Connection and NativeConnection take. */
+export interface TemporalTls {
+  serverNameOverride?: string;
+  serverRootCACertificate?: Buffer;
+  clientCertPair?: { crt: Buffer; key: Buffer };
+}
+
+/**
+ * How to reach Temporal: the address, TLS (on when TEMPORAL_TLS is true, when any TLS file or server name is
+ * given, or with an API key, as Temporal Cloud requires) and the API key, sent as a bearer token.
+ */
+export function loadTemporalConnection(): { address: string; tls?: TemporalTls; apiKey?: string } {
+  const address = env('TEMPORAL_ADDRESS', '127.0.0.1:7233');
+  const caFile = env('TEMPORAL_TLS_CA_FILE', '');
+  const certFile = env('TEMPORAL_TLS_CERT_FILE', '');
+  const keyFile = env('TEMPORAL_TLS_KEY_FILE', '');
+  const serverName = env('TEMPORAL_TLS_SERVER_NAME', '');
+  const apiKey = env('TEMPORAL_API_KEY', '').trim();
+  if (Boolean(certFile) !== Boolean(keyFile)) {
+    throw new Error('TEMPORAL_TLS_CERT_FILE and TEMPORAL_TLS_KEY_FILE name the client certificate and its key: give both or neither');
+  }
+  const tlsEnabled = booleanEnv('TEMPORAL_TLS', Boolean(caFile || certFile || serverName || apiKey));
+  if (!tlsEnabled) {
+    if (caFile || certFile || serverName) throw new Error('TEMPORAL_TLS=false contradicts the TEMPORAL_TLS_* settings given');
+    return { address, ...(apiKey ? { apiKey } : {}) };
+  }
+  const tls: TemporalTls = {
+    ...(serverName ? { serverNameOverride: serverName } : {}),
+    ...(caFile ? { serverRootCACertificate: readPem('TEMPORAL_TLS_CA_FILE', caFile) } : {}),
+    ...(certFile ? { clientCertPair: { crt: readPem('TEMPORAL_TLS_CERT_FILE', certFile), key: readPem('TEMPORAL_TLS_KEY_FILE', keyFile) } } : {}),
+  };
+  return { address, tls, ...(apiKey ? { apiKey } : {}) };
+}
+
+/** Settings shared by the worker, the agent and the CLI, from environment variables (each documented in docs/configuration.md). */
 export function loadCommonConfig() {
+  const temporalConnection = loadTemporalConnection();
   return {
-    temporalAddress: env('TEMPORAL_ADDRESS', '127.0.0.1:7233'),
+    temporalAddress: temporalConnection.address,
+    temporalConnection,
     temporalNamespace: env('TEMPORAL_NAMESPACE', 'default'),
     taskQueue: env('TIDEPOOL_TASK_QUEUE', 'tidepool'),
   };

@@ -7,7 +7,9 @@ BIN="${TIDEPOOL_CACHE:-$ROOT/.cache}/bin"
 MOD="$ROOT/stack/kube"
 VERSION="$(sed -n 's/^require k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p;s/^\tk8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' "$MOD/go.mod" | head -1)"
 [[ -n "$VERSION" ]] || { echo "build-kube: cannot read the k8s.io/kubernetes version from $MOD/go.mod" >&2; exit 1; }
-STAMP="$BIN/.kube-$VERSION-$(sha256sum "$MOD/go.mod" "$MOD/go.sum" | sha256sum | cut -c1-16)"
+# The stamp hashes the files' contents only (sha256sum of the files would list their paths too), so that
+# checkouts at other paths sharing one cache agree on it.
+STAMP="$BIN/.kube-$VERSION-$(cat "$MOD/go.mod" "$MOD/go.sum" | sha256sum | cut -c1-16)"
 COMMANDS=(kube-apiserver kube-controller-manager kubectl)
 if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then PATH="/usr/local/go/bin:$PATH"; fi
 

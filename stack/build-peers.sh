@@ -20,7 +20,7 @@ WB_VERSION="$(modversion "$WB_MOD")"
 [[ -n "$PLUGINS_VERSION" && -n "$WB_VERSION" ]] ||
   { echo "build-peers: cannot read the $PLUGINS_MOD and $WB_MOD versions from $MOD/go.mod" >&2; exit 1; }
 WHAT="host-local $PLUGINS_VERSION, whereabouts $WB_VERSION"
-STAMP="$BIN/.peers-$(sha256sum "$MOD/go.mod" "$MOD/go.sum" | sha256sum | cut -c1-16)"
+STAMP="$BIN/.peers-$(cat "$MOD/go.mod" "$MOD/go.sum" | sha256sum | cut -c1-16)"
 if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then PATH="/usr/local/go/bin:$PATH"; fi
 
 if [[ -f "$STAMP" && -x "$BIN/host-local" && -x "$BIN/whereabouts" ]] && compgen -G "$CRDS/*.yaml" >/dev/null; then

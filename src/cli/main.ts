@@ -19,7 +19,7 @@ const USAGE = `usage:
   tidepool status [--pool NAME] [-a] [-o json]   pools: total, allocated, free, reserved, zombie candidates; -a: every IP
   tidepool gc [--dry-run] [-o json]              run a GC sweep (through the tidepool-gc Schedule) and print its report
   tidepool history IP|NAMESPACE/POD [-o json]    every lifecycle that held the IP or pod, with times and reasons
-environment: KUBECONFIG, TEMPORAL_ADDRESS (127.0.0.1:7233), TEMPORAL_NAMESPACE (default), TIDEPOOL_TASK_QUEUE (tidepool), TIDEPOOL_CONFIG
+environment: KUBECONFIG, TEMPORAL_ADDRESS (127.0.0.1:7233), TEMPORAL_NAMESPACE (default), TEMPORAL_TLS*, TEMPORAL_API_KEY, TIDEPOOL_TASK_QUEUE (tidepool), TIDEPOOL_CONFIG
 exit codes: 0 done, 1 failed, 2 usage, 3 nothing found`;
 
 class UsageError extends Error {}
@@ -30,8 +30,8 @@ function print(json: boolean, data: unknown, text: string): void {
 }
 
 async function temporal<T>(fn: (client: Client) => Promise<T>): Promise<T> {
-  const { temporalAddress, temporalNamespace } = loadCommonConfig();
-  const connection = await Connection.connect({ address: temporalAddress, connectTimeout: 5000 }).catch((error: unknown) => {
+  const { temporalAddress, temporalConnection, temporalNamespace } = loadCommonConfig();
+  const connection = await Connection.connect({ ...temporalConnection, connectTimeout: 5000 }).catch((error: unknown) => {
     throw new Error(`cannot reach Temporal at ${temporalAddress}: ${(error as Error).message}`);
   });
   try {

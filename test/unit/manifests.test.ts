@@ -9,7 +9,7 @@ interface SchemaNode {
 }
 
 describe('readManifests', () => {
-  const crds = readManifests('deploy/crds');
+  const crds = readManifests('deploy/helm/tidepool/crds');
 
   it('reads the three Tidepool CRDs', () => {
     expect(crds.map((crd) => crd.metadata?.name)).toEqual([
