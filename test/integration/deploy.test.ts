@@ -136,6 +136,21 @@ describe('the Helm chart', () => {
     }
   });
 
+  it('runs its pods on the node network, since they cannot wait for an IP from the IPAM they are; the worker and webhook can leave it', async () => {
+    type PodSpec = { hostNetwork?: boolean; dnsPolicy?: string };
+    const podSpec = (object: K8sObject) => (object.spec as { template: { spec: PodSpec } }).template.spec;
+    const workloads = (objects: K8sObject[]) => objects.filter((o) => o.kind === 'DaemonSet' || o.kind === 'Deployment');
+    for (const workload of workloads(await render())) {
+      expect([workload.metadata.name, podSpec(workload).hostNetwork, podSpec(workload).dnsPolicy]).toEqual([workload.metadata.name, true, 'ClusterFirstWithHostNet']);
+    }
+    const onPodNetwork = workloads(await render('--set', 'hostNetwork=false'));
+    expect(onPodNetwork.map((w) => [w.kind, podSpec(w).hostNetwork ?? false]).sort()).toEqual([
+      ['DaemonSet', true],
+      ['Deployment', false],
+      ['Deployment', false],
+    ]);
+  });
+
   it('routes admission exactly as src/webhook/registration.ts does', async () => {
     const objects = await render();
     const expected = webhookConfigurations({ name: fullname, clientConfig: () => ({}) });
