@@ -1,7 +1,7 @@
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
-import { isGrpcServiceError, ServiceError } from '@temporalio/client';
+import { ServiceError } from '@temporalio/client';
 import { AGENT_PATHS } from '../cni/agent-api.ts';
 import { CniError, type Agent } from './agent.ts';
 import { agentRequestProblem } from './requests.ts';
@@ -12,14 +12,21 @@ class BodyTooLarge extends Error {}
 
 /** gRPC CANCELLED, DEADLINE_EXCEEDED, UNAVAILABLE: Temporal did not answer, and may later. */
 const TRY_AGAIN_GRPC_CODES: readonly number[] = [1, 4, 14];
+const FAILED_PRECONDITION = 9;
 
 /**
- * A Temporal call that timed out or found no server, as the client reports it when it wraps the gRPC status
- * in a ServiceError (a query does: "Failed to query Workflow"). The agent passes such errors on unclassified;
- * answered as CNI code 11, the plugin spools a DEL and the runtime retries an ADD or CHECK.
+ * A Temporal call that timed out, found no server, or found no worker to answer it (a query fails with
+ * FAILED_PRECONDITION "no poller seen for task queue recently" while the workers are down), as the client
+ * reports it: a ServiceError around the gRPC status ("Failed to query Workflow"). The agent passes such
+ * errors on unclassified; answered as CNI code 11, the plugin spools a DEL and the runtime retries an ADD or
+ * CHECK.
  */
 function temporalDidNotAnswer(error: unknown): error is ServiceError & { cause: Error } {
-  return error instanceof ServiceError && isGrpcServiceError(error.cause) && TRY_AGAIN_GRPC_CODES.includes(error.cause.code);
+  // A deadline that passes on the client side leaves a gRPC status without metadata, which isGrpcServiceError() wants.
+  const cause = error instanceof ServiceError ? error.cause : undefined;
+  if (!(cause instanceof Error)) return false;
+  const code = (cause as Error & { code?: unknown }).code as number;
+  return TRY_AGAIN_GRPC_CODES.includes(code) || (code === FAILED_PRECONDITION && /no poller/i.test(cause.message));
 }
 
 /** Reads a JSON body. A body over the limit is read to its end but not kept, so that it can be answered (413). */
@@ -64,10 +71,15 @@ export async function serveAgent(agent: Agent, socketPath: string, onError: (err
     [AGENT_PATHS.CHECK]: async (body) => (await agent.check(body), {}),
   };
   const server = http.createServer((request, response) => {
-    if (request.method === 'GET' && request.url === '/healthz') return send(response, 200, { ok: true });
+    // Answers after the body is read (and dropped): answered early, a client still sending gets EPIPE, not the answer.
+    const answerAfterBody = (status: number, body: unknown) => {
+      request.resume();
+      request.once('end', () => send(response, status, body));
+    };
+    if (request.method === 'GET' && request.url === '/healthz') return answerAfterBody(200, { ok: true });
     const target = request.url ?? '';
     const operation = request.method === 'POST' ? operations[target] : undefined;
-    if (!operation) return send(response, 404, { code: 4, msg: `no such agent endpoint: ${request.method} ${request.url}` });
+    if (!operation) return answerAfterBody(404, { code: 4, msg: `no such agent endpoint: ${request.method} ${request.url}` });
     readBody(request)
       .then((body) => {
         // A malformed request is refused here, before anything of it reaches Temporal.
@@ -83,10 +95,11 @@ export async function serveAgent(agent: Agent, socketPath: string, onError: (err
           } else if (error instanceof CniError) {
             send(response, 400, { code: error.code, msg: error.message, ...(error.details ? { details: error.details } : {}) });
           } else if (temporalDidNotAnswer(error)) {
-            send(response, 400, { code: 11, msg: `Temporal did not answer in time: ${error.message}`, details: error.cause.message });
+            send(response, 400, { code: 11, msg: `Temporal did not answer: ${error.message}`, details: error.cause.message });
           } else {
             onError(error as Error);
-            send(response, 500, { code: 5, msg: `tidepool agent failed: ${(error as Error).message}` });
+            const cause = (error as Error).cause;
+            send(response, 500, { code: 5, msg: `tidepool agent failed: ${(error as Error).message}`, ...(cause instanceof Error ? { details: cause.message } : {}) });
           }
         },
       );

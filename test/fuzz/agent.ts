@@ -196,8 +196,10 @@ export interface AgentLedger {
 /** Every request gets 200 or a clear 4xx CNI error, and the agent process survives. */
 export function agentProperty(agent: AgentUnderFuzz, ledger: AgentLedger) {
   let run = 0;
+  // Pod names of their own: a lifecycle left by an earlier session (its worker gone) would not answer a query.
+  const session = agent.taskQueue.split('-').at(-1);
   return fc.asyncProperty(fc.tuple(agentMethod, agentTarget, agentBody(agent.pool)), async ([method, target, body]) => {
-    const podName = `${POD_PLACEHOLDER}-${run++}`;
+    const podName = `${POD_PLACEHOLDER}-${session}-${run++}`;
     const sent: Sent = { method, target, body: typeof body === 'string' ? body.replace(`"${POD_PLACEHOLDER}"`, `"${podName}"`) : body };
     let answer: HttpAnswer;
     try {

@@ -39,6 +39,12 @@ describe('fuzz: admission webhook', () => {
       expect(JSON.parse(answer.body)).toMatchObject({ response: { uid: 'u-2', allowed: false, status: { message: 'object.spec.ips: must be a list, got "10.250.0.5"' } } });
     });
 
+    it('regression: answers an AdmissionReview without request.kind with a 400 that names it, not a TypeError', async () => {
+      const body = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u-4', operation: 'CREATE', object: {} } });
+      const answer = await postToWebhook(webhook.port, caCert(), '/mutate', body);
+      expect(answer).toEqual({ status: 400, body: 'not an AdmissionReview this webhook answers: request.kind: must be an object, got nothing' });
+    });
+
     it('refuses a body over 16 MiB with 413 without reading it into memory', async () => {
       const answer = await postToWebhook(webhook.port, caCert(), '/validate', Buffer.alloc(17 << 20, 0x20));
       expect(answer.status).toBe(413);
