@@ -115,7 +115,7 @@ for (const note of notes) console.log(note);
 mkdirSync(path.dirname(args.out), { recursive: true });
 writeFileSync(
   args.out,
-  `${JSON.stringify({ date: new Date().toISOString(), command: `npm run fuzz -- ${process.argv.slice(2).join(' ')}`.trim(), seed, seconds, cpus: os.cpus().length, targets: figures, notes }, null, 2)}\n`,
+  `${JSON.stringify({ date: new Date().toISOString(), command: ['npm run fuzz', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '), seed, seconds, cpus: os.cpus().length, targets: figures, notes }, null, 2)}\n`,
 );
 console.log(`wrote ${args.out}`);
 process.exit(figures.some((figure) => figure.failures > 0) ? 1 : 0);
