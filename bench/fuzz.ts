@@ -98,8 +98,8 @@ if (selected('agent-socket')) {
     }
     record(figure);
     notes.push(
-      `agent-socket: ${ledger.refused.size} requests naming a pod were refused before Temporal, ` +
-        `${ledger.accepted.size} got past the checks (for pods that do not exist); ` +
+      `agent-socket: requests refused before Temporal named ${ledger.refused.size} lifecycle IDs, ` +
+        `requests that got past the checks (for pods that do not exist) ${ledger.accepted.size}; ` +
         (problems.length === 0 ? 'no refused request started a lifecycle, no IPPool was written' : `side effects: ${problems.join('; ')}`),
     );
     if (agent.agentProcess.exitCode !== null) notes.push(`agent-socket: the agent process exited with ${agent.agentProcess.exitCode}`);

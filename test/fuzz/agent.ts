@@ -187,10 +187,22 @@ function answerProblem(answer: HttpAnswer): string | undefined {
 
 /** The agent's answers to the requests of one fuzz run, kept to check Temporal and the pools afterwards. */
 export interface AgentLedger {
-  /** Lifecycle workflow IDs of requests refused before anything reached Temporal. */
+  /** Lifecycle workflow IDs named by requests refused before anything reached Temporal. */
   refused: Set<string>;
-  /** Lifecycle workflow IDs of requests that got past the agent's checks. */
+  /** Lifecycle workflow IDs named by requests that got past the agent's checks. */
   accepted: Set<string>;
+}
+
+/** The lifecycle a body would name, if it names one (generated values are sometimes valid names, such as "5"). */
+function lifecycleIdOf(body: string | Buffer): string | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString());
+  } catch {
+    return undefined;
+  }
+  const { podNamespace, podName } = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as Record<string, unknown>;
+  return typeof podNamespace === 'string' && typeof podName === 'string' ? podLifecycleWorkflowId(podNamespace, podName) : undefined;
 }
 
 /** Every request gets 200 or a clear 4xx CNI error, and the agent process survives. */
@@ -210,9 +222,8 @@ export function agentProperty(agent: AgentUnderFuzz, ledger: AgentLedger) {
     const problem = answerProblem(answer);
     if (problem) throw new Error(problem);
     if (agent.agentProcess.exitCode !== null) throw new Error(`the agent exited with ${agent.agentProcess.exitCode}`);
-    // Only a body naming this run's pod can start a lifecycle: the refused ones must not have.
-    if (typeof sent.body === 'string' && sent.body.includes(`"${podName}"`)) {
-      const id = podLifecycleWorkflowId('fuzz-ns', podName);
+    const id = lifecycleIdOf(sent.body);
+    if (id !== undefined) {
       const refusedBeforeTemporal = answer.status === 404 || answer.status === 413 || (answer.status === 400 && (JSON.parse(answer.body) as { code: number }).code === 4);
       (refusedBeforeTemporal ? ledger.refused : ledger.accepted).add(id);
     }
@@ -237,8 +248,8 @@ export async function lifecycleWorkflowIds(agent: AgentUnderFuzz): Promise<Set<s
 export function sideEffectProblems(ledger: AgentLedger, started: Set<string>, before: Map<string, string>, after: Map<string, string>): string[] {
   const problems: string[] = [];
   for (const id of started) {
-    if (ledger.refused.has(id)) problems.push(`a refused request started lifecycle ${id}`);
-    else if (!ledger.accepted.has(id)) problems.push(`lifecycle ${id} was started by no request of this run`);
+    if (ledger.accepted.has(id)) continue;
+    problems.push(ledger.refused.has(id) ? `a refused request started lifecycle ${id}` : `lifecycle ${id} was started by no request of this run`);
   }
   for (const [name, state] of before) if (after.get(name) !== state) problems.push(`IPPool ${name} was written: ${state} -> ${after.get(name)}`);
   return problems;
