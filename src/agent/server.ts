@@ -1,25 +1,48 @@
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
+import { ServiceError } from '@temporalio/client';
 import { AGENT_PATHS } from '../cni/agent-api.ts';
 import { CniError, type Agent } from './agent.ts';
+import { agentRequestProblem } from './requests.ts';
 
 const MAX_BODY_BYTES = 64 * 1024;
 
+class BodyTooLarge extends Error {}
+
+/** gRPC CANCELLED, DEADLINE_EXCEEDED, UNAVAILABLE: Temporal did not answer, and may later. */
+const TRY_AGAIN_GRPC_CODES: readonly number[] = [1, 4, 14];
+const FAILED_PRECONDITION = 9;
+
+/**
+ * A Temporal call that timed out, found no server, or found no worker to answer it (a query fails with
+ * FAILED_PRECONDITION "no poller seen for task queue recently" while the workers are down), as the client
+ * reports it: a ServiceError around the gRPC status ("Failed to query Workflow"). The agent passes such
+ * errors on unclassified; answered as CNI code 11, the plugin spools a DEL and the runtime retries an ADD or
+ * CHECK.
+ */
+function temporalDidNotAnswer(error: unknown): error is ServiceError & { cause: Error } {
+  // A deadline that passes on the client side leaves a gRPC status without metadata, which isGrpcServiceError() wants.
+  const cause = error instanceof ServiceError ? error.cause : undefined;
+  if (!(cause instanceof Error)) return false;
+  const code = (cause as Error & { code?: unknown }).code as number;
+  return TRY_AGAIN_GRPC_CODES.includes(code) || (code === FAILED_PRECONDITION && /no poller/i.test(cause.message));
+}
+
+/** Reads a JSON body. A body over the limit is read to its end but not kept, so that it can be answered (413). */
 function readBody(request: http.IncomingMessage): Promise<unknown> {
   return new Promise((resolve, reject) => {
     let size = 0;
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        reject(new CniError(4, `request body is larger than ${MAX_BODY_BYTES} bytes`));
-        request.destroy();
-      } else {
-        chunks.push(chunk);
-      }
+      if (size <= MAX_BODY_BYTES) chunks.push(chunk);
     });
     request.on('end', () => {
+      if (size > MAX_BODY_BYTES) {
+        reject(new BodyTooLarge(`request body is larger than ${MAX_BODY_BYTES} bytes`));
+        return;
+      }
       try {
         resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
       } catch (error) {
@@ -42,35 +65,57 @@ function send(response: http.ServerResponse, status: number, body: unknown): voi
  * `{code, msg, details}` with a CNI error code.
  */
 export async function serveAgent(agent: Agent, socketPath: string, onError: (error: Error) => void = () => {}): Promise<http.Server> {
-  const routes: Record<string, (body: unknown) => Promise<unknown>> = {
+  const operations: Record<string, (body: unknown) => Promise<unknown>> = {
     [AGENT_PATHS.ADD]: (body) => agent.add(body),
     [AGENT_PATHS.DEL]: async (body) => (await agent.del(body), {}),
     [AGENT_PATHS.CHECK]: async (body) => (await agent.check(body), {}),
   };
   const server = http.createServer((request, response) => {
-    if (request.method === 'GET' && request.url === '/healthz') return send(response, 200, { ok: true });
-    const route = request.method === 'POST' ? routes[request.url ?? ''] : undefined;
-    if (!route) return send(response, 404, { code: 4, msg: `no such agent endpoint: ${request.method} ${request.url}` });
+    // Answers after the body is read (and dropped): answered early, a client still sending gets EPIPE, not the answer.
+    const answerAfterBody = (status: number, body: unknown) => {
+      request.resume();
+      request.once('end', () => send(response, status, body));
+    };
+    if (request.method === 'GET' && request.url === '/healthz') return answerAfterBody(200, { ok: true });
+    const target = request.url ?? '';
+    const operation = request.method === 'POST' ? operations[target] : undefined;
+    if (!operation) return answerAfterBody(404, { code: 4, msg: `no such agent endpoint: ${request.method} ${request.url}` });
     readBody(request)
-      .then(route)
+      .then((body) => {
+        // A malformed request is refused here, before anything of it reaches Temporal.
+        const problem = agentRequestProblem(target, body);
+        if (problem) throw new CniError(4, problem);
+        return operation(body);
+      })
       .then(
         (answer) => send(response, 200, answer),
         (error: unknown) => {
-          if (error instanceof CniError) {
+          if (error instanceof BodyTooLarge) {
+            send(response, 413, { code: 4, msg: error.message });
+          } else if (error instanceof CniError) {
             send(response, 400, { code: error.code, msg: error.message, ...(error.details ? { details: error.details } : {}) });
+          } else if (temporalDidNotAnswer(error)) {
+            send(response, 400, { code: 11, msg: `Temporal did not answer: ${error.message}`, details: error.cause.message });
           } else {
             onError(error as Error);
-            send(response, 500, { code: 5, msg: `tidepool agent failed: ${(error as Error).message}` });
+            const cause = (error as Error).cause;
+            send(response, 500, { code: 5, msg: `tidepool agent failed: ${(error as Error).message}`, ...(cause instanceof Error ? { details: cause.message } : {}) });
           }
         },
       );
   });
   await mkdir(path.dirname(socketPath), { recursive: true, mode: 0o700 });
   await rm(socketPath, { force: true });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socketPath, () => resolve());
-  });
+  // Created 0600 (umask 0177), so that no one else can connect between listen() and the chmod that confirms it.
+  const umask = process.umask(0o177);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, () => resolve());
+    });
+  } finally {
+    process.umask(umask);
+  }
   await chmod(socketPath, 0o600);
   return server;
 }

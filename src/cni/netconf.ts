@@ -1,5 +1,6 @@
 // Turns one plugin invocation (CNI_* environment and the network configuration on stdin) into a validated
 // request, or into the CNI error to print. Pure: no I/O, and it never throws.
+import { containerIDProblem, namespaceNameProblem, podNameProblem, podUIDProblem } from './identifiers.ts';
 import { interfaceNameProblem } from './interface-name.ts';
 import {
   CNI_COMMANDS,
@@ -210,7 +211,7 @@ function parseCniVersion(value: unknown): CniVersion {
 }
 
 function parseContainerID(containerID: string): string {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(containerID)) {
+  if (containerIDProblem(containerID) !== undefined) {
     fail(
       CniErrorCode.InvalidEnvironment,
       `CNI_CONTAINERID ${show(containerID)} has invalid characters`,
@@ -229,6 +230,11 @@ function parseInterfaceName(ifName: string): string {
 }
 
 const POD_KEYS = ['K8S_POD_NAMESPACE', 'K8S_POD_NAME', 'K8S_POD_UID'] as const;
+const POD_KEY_RULES: Record<(typeof POD_KEYS)[number], (value: string) => string | undefined> = {
+  K8S_POD_NAMESPACE: namespaceNameProblem,
+  K8S_POD_NAME: podNameProblem,
+  K8S_POD_UID: podUIDProblem,
+};
 
 /** CNI_ARGS is `KEY=VALUE` pairs separated by ";" (e.g. `IgnoreUnknown=1;K8S_POD_NAME=web-0`). */
 function parseCniArgs(cniArgs: string): Map<string, string> {
@@ -259,6 +265,10 @@ function parsePodIdentity(cniArgs: string): PodIdentity {
         '(containerd, CRI-O) sets them for pod sandboxes created by the kubelet, and Multus passes them on to ' +
         `delegated plugins. CNI_ARGS was ${show(cniArgs)}`,
     );
+  }
+  for (const key of POD_KEYS) {
+    const problem = POD_KEY_RULES[key](args.get(key) ?? '');
+    if (problem !== undefined) fail(CniErrorCode.InvalidEnvironment, `CNI_ARGS ${key} ${show(args.get(key))} ${problem}`);
   }
   const pod: PodIdentity = {
     podNamespace: args.get('K8S_POD_NAMESPACE') ?? '',

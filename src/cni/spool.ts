@@ -13,6 +13,8 @@ export interface SpooledDel extends AgentAttachment {
 const ENTRY_SUFFIX = '.json';
 const TEMP_SUFFIX = '.tmp';
 const CORRUPT_SUFFIX = '.corrupt';
+/** Leaves room in 255 bytes for the hash, the suffixes and the temp file's pid and random part. */
+const MAX_NAME_PART = 180;
 
 /**
  * Spools a DEL durably and gives the file's path: creates `dir` (mode 0700) if needed, writes a temp file
@@ -45,15 +47,16 @@ export async function spoolDel(dir: string, request: Omit<SpooledDel, 'spooledAt
 }
 
 /**
- * The file name of an attachment's spooled DEL. Characters outside [A-Za-z0-9._-] become "_"; when that
- * changed a name, a hash of the exact IDs keeps two different attachments from sharing one file.
+ * The file name of an attachment's spooled DEL. Characters outside [A-Za-z0-9._-] become "_", and a name is
+ * cut to MAX_NAME_PART characters (a file name has at most 255 bytes, and the temp file adds its suffix);
+ * when either changed a name, a hash of the exact IDs keeps two different attachments from sharing one file.
  */
 export function spoolFileName(containerID: string, ifName: string): string {
   const clean = (name: string) => name.replace(/[^A-Za-z0-9._-]/g, '_');
   const base = `${clean(containerID)}-${clean(ifName)}`;
-  if (clean(containerID) === containerID && clean(ifName) === ifName) return `${base}${ENTRY_SUFFIX}`;
+  if (clean(containerID) === containerID && clean(ifName) === ifName && base.length <= MAX_NAME_PART) return `${base}${ENTRY_SUFFIX}`;
   const hash = createHash('sha256').update(`${containerID}\0${ifName}`).digest('hex').slice(0, 12);
-  return `${base}-${hash}${ENTRY_SUFFIX}`;
+  return `${base.slice(0, MAX_NAME_PART)}-${hash}${ENTRY_SUFFIX}`;
 }
 
 export interface CorruptSpoolFile {

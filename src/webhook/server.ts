@@ -3,11 +3,15 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { TidepoolClient } from '../k8s/client.ts';
 import type { IPPool, ReservedIP } from '../k8s/types.ts';
 import { deleteProblem, overlapProblems, poolMutations, reservedIPProblems, specProblems, updateProblems, type PatchOperation } from './pool-rules.ts';
+import { admissionReviewProblems, ipPoolShapeProblems, reservedIPShapeProblems, type ADMISSION_OPERATIONS } from './shapes.ts';
+
+/** The largest AdmissionReview read: the API server's objects are at most ~3 MiB, and a review carries two. */
+const MAX_REVIEW_BYTES = 16 * 1024 * 1024;
 
 interface AdmissionRequest {
   uid: string;
   kind: { kind: string };
-  operation: 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
+  operation: (typeof ADMISSION_OPERATIONS)[number];
   subResource?: string;
   name?: string;
   object?: unknown;
@@ -38,6 +42,14 @@ export interface AdmissionDecision {
   patched?: string[];
 }
 
+/** A body that is not an AdmissionReview this webhook can decide: the server answers it with HTTP 400. */
+export class AdmissionReviewError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AdmissionReviewError';
+  }
+}
+
 interface Verdict {
   problems: string[];
   patch?: PatchOperation[];
@@ -64,13 +76,22 @@ export function createAdmission(options: WebhookOptions) {
     const kind = request.kind.kind;
     if (path === '/mutate') {
       if (kind !== 'IPPool' || request.subResource || (request.operation !== 'CREATE' && request.operation !== 'UPDATE')) return allow;
+      // A malformed pool gets no patch; the API server's schema validation, which follows, refuses it.
+      if (ipPoolShapeProblems(request.object).length > 0) return allow;
       return { problems: [], patch: poolMutations(request.object as IPPool, request.operation === 'CREATE') };
     }
-    if (path !== '/validate') throw new Error(`no such webhook path ${path}`);
+    if (path !== '/validate') throw new AdmissionReviewError(`no such webhook path ${path}: the webhooks are /mutate and /validate`);
     if (kind === 'ReservedIP') {
-      return { problems: request.operation === 'DELETE' ? [] : reservedIPProblems(request.object as ReservedIP) };
+      if (request.operation === 'DELETE') return allow;
+      const shape = reservedIPShapeProblems(request.object, 'object');
+      return { problems: shape.length > 0 ? shape : reservedIPProblems(request.object as ReservedIP) };
     }
-    if (kind !== 'IPPool' || request.subResource) return allow;
+    if (kind !== 'IPPool' || request.subResource || request.operation === 'CONNECT') return allow;
+    const shape = [
+      ...(request.operation === 'DELETE' ? [] : ipPoolShapeProblems(request.object, 'object')),
+      ...(request.operation === 'CREATE' ? [] : ipPoolShapeProblems(request.oldObject, 'oldObject')),
+    ];
+    if (shape.length > 0) return { problems: shape };
     if (request.operation === 'DELETE') {
       const problem = deleteProblem(request.oldObject as IPPool, options.refuseDeleteWithAllocatedIPs);
       return { problems: problem ? [problem] : [] };
@@ -81,9 +102,10 @@ export function createAdmission(options: WebhookOptions) {
     if (problems.length === 0) problems.push(...overlapProblems(pool, (await client.listPools()).items));
     return { problems };
   };
-  return async (path: string, review: AdmissionReview) => {
-    const request = review.request;
-    if (!request?.uid) throw new Error('AdmissionReview without a request uid');
+  return async (path: string, review: unknown) => {
+    const malformed = admissionReviewProblems(review);
+    if (malformed.length > 0) throw new AdmissionReviewError(`not an AdmissionReview this webhook answers: ${malformed.join('; ')}`);
+    const request = (review as AdmissionReview).request!;
     const verdict = await decide(path, request);
     const name = request.name ?? (request.object as { metadata?: { name?: string } } | undefined)?.metadata?.name;
     options.onDecision?.({
@@ -99,6 +121,14 @@ export function createAdmission(options: WebhookOptions) {
   };
 }
 
+/**
+ * The path that names the webhook in a request target: the API server appends `?timeout=...`. Taken apart by
+ * hand, as `new URL()` throws on a target such as `//`.
+ */
+export function webhookPathOf(target = '/'): string {
+  return target.split('?')[0] ?? '';
+}
+
 /** Serves the admission webhooks over TLS only, on `host:port` (port 0 picks a free one). */
 export async function serveWebhook(
   options: WebhookOptions & { host: string; port: number; cert: string | Buffer; key: string | Buffer },
@@ -106,22 +136,35 @@ export async function serveWebhook(
   const admit = createAdmission(options);
   const server = https.createServer({ cert: options.cert, key: options.key }, (req, res) => {
     const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_REVIEW_BYTES) chunks.push(chunk);
+    });
     req.on('end', () => {
-      let review: AdmissionReview;
+      if (size > MAX_REVIEW_BYTES) {
+        res.writeHead(413).end(`AdmissionReview is larger than ${MAX_REVIEW_BYTES} bytes`);
+        return;
+      }
+      let review: unknown;
       try {
-        review = JSON.parse(Buffer.concat(chunks).toString('utf8')) as AdmissionReview;
+        review = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
       } catch (error) {
         res.writeHead(400).end(`AdmissionReview is not JSON: ${(error as Error).message}`);
         return;
       }
-      // The API server appends ?timeout=...; only the path names the webhook.
-      admit(new URL(req.url ?? '/', 'https://webhook').pathname, review).then(
+      admit(webhookPathOf(req.url), review).then(
         (answer) => {
           const body = JSON.stringify(answer);
           res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
         },
-        (error: unknown) => res.writeHead(400).end((error as Error).message),
+        (error: unknown) => {
+          if (error instanceof AdmissionReviewError) {
+            res.writeHead(400).end(error.message);
+          } else {
+            res.writeHead(500).end(`tidepool webhook failed: ${(error as Error).message}`);
+          }
+        },
       );
     });
   });

@@ -1,12 +1,10 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { AdmissionregistrationV1Api } from '@kubernetes/client-node';
 import { TidepoolClient } from '../../src/k8s/client.ts';
 import { webhookConfigurations } from '../../src/webhook/registration.ts';
 import { stackPaths } from '../../stack/config.ts';
+import { startWebhookProcess } from '../fuzz/webhook.ts';
 import { kubeConfig, stack, waitFor } from './cluster.ts';
 
 export interface WebhookUnderTest {
@@ -26,26 +24,13 @@ export async function startWebhook(options: { refuseDeleteWithAllocatedIPs: bool
   const tag = randomBytes(3).toString('hex');
   const labels = { 'tidepool.dev/webhook-test': tag };
   const paths = stackPaths();
-  const child = spawn(process.execPath, [path.join(import.meta.dirname, '../../src/webhook/main.ts')], {
-    env: {
-      ...process.env,
-      KUBECONFIG: stack().kubeconfig,
-      TIDEPOOL_WEBHOOK_CERT_FILE: paths.servingCert,
-      TIDEPOOL_WEBHOOK_KEY_FILE: paths.servingKey,
-      TIDEPOOL_WEBHOOK_PORT: '0',
-      TIDEPOOL_REFUSE_POOL_DELETE: String(options.refuseDeleteWithAllocatedIPs),
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
+  const webhook = await startWebhookProcess({
+    kubeconfig: stack().kubeconfig,
+    certFile: paths.servingCert,
+    keyFile: paths.servingKey,
+    extra: { TIDEPOOL_REFUSE_POOL_DELETE: String(options.refuseDeleteWithAllocatedIPs) },
   });
-  const log: string[] = [];
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`the webhook exited with ${code} before listening: ${log.join('\n')}`)));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      log.push(line);
-      const entry = JSON.parse(line) as { msg: string; port?: number };
-      if (entry.msg === 'tidepool webhook listening' && entry.port) resolve(entry.port);
-    });
-  });
+  const port = webhook.port;
   const admission = kubeConfig().makeApiClient(AdmissionregistrationV1Api);
   const name = `tidepool-webhook-test-${tag}`;
   const caBundle = readFileSync(stack().caFile).toString('base64');
@@ -74,13 +59,11 @@ export async function startWebhook(options: { refuseDeleteWithAllocatedIPs: bool
 
   return {
     labels,
-    log,
+    log: webhook.log,
     async stop() {
       await admission.deleteMutatingWebhookConfiguration({ name }).catch(() => undefined);
       await admission.deleteValidatingWebhookConfiguration({ name }).catch(() => undefined);
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await exited;
+      await webhook.stop();
     },
   };
 }

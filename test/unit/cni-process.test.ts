@@ -1,11 +1,11 @@
 // Runs the bundled dist/tidepool-cni as a separate process, the way a container runtime does.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildCni } from '../../scripts/build-cni.ts';
 import type { AgentAddResponse } from '../../src/cni/agent-api.ts';
+import { runPluginProcess } from '../fuzz/cni.ts';
 import { cniEnvFor, cniError, json, startFakeAgent, type FakeAgent, type FakeAnswer } from './cni-fake-agent.ts';
 
 let bundle: string;
@@ -51,24 +51,10 @@ interface Run {
   output: Record<string, unknown> | undefined;
 }
 
-function runPlugin(env: Record<string, string | undefined>, stdin: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(bundle, [], { env: { PATH: process.env.PATH, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (exitCode) =>
-      resolve({
-        exitCode,
-        stdout,
-        stderr,
-        output: stdout === '' ? undefined : (JSON.parse(stdout) as Record<string, unknown>),
-      }),
-    );
-    child.stdin.end(stdin);
-  });
+async function runPlugin(env: Record<string, string | undefined>, stdin: string): Promise<Run> {
+  const defined = Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined));
+  const { rawExit, stdout, stderr } = await runPluginProcess(bundle, defined, stdin);
+  return { exitCode: rawExit, stdout, stderr, output: stdout === '' ? undefined : (JSON.parse(stdout) as Record<string, unknown>) };
 }
 
 async function agentAnswering(answer: FakeAnswer): Promise<FakeAgent> {

@@ -72,6 +72,15 @@ describe('spoolDel', () => {
     expect(spoolFileName('ab_.._c', 'net_1')).toBe('ab_.._c-net_1.json');
   });
 
+  it('spools the DEL of a container ID too long for a file name (ENAMETOOLONG before) under a cut, hashed name', async () => {
+    const dir = tempDir();
+    const long = { ...del, containerID: 'a'.repeat(300) };
+    const file = await spoolDel(dir, long);
+    expect(path.basename(file)).toMatch(new RegExp(`^a{180}-[0-9a-f]{12}\\.json$`));
+    expect(spoolFileName('a'.repeat(300), 'net1')).not.toBe(spoolFileName('a'.repeat(301), 'net1'));
+    expect((await listSpooledDels(dir)).map((entry) => entry.request.containerID)).toEqual([long.containerID]);
+  });
+
   it('fails when the directory cannot be created', async () => {
     const blocker = path.join(tempDir(), 'a-file');
     writeFileSync(blocker, '');
