@@ -32,7 +32,7 @@ export interface TemporalTls {
  * How to reach Temporal: the address, TLS (on when TEMPORAL_TLS is true, when any TLS file or server name is
  * given, or with an API key, as Temporal Cloud requires) and the API key, sent as a bearer token.
  */
-export function loadTemporalConnection(): { address: string; tls?: TemporalTls; apiKey?: string } {
+export function loadTemporalConnection(): { address: string; tls?: TemporalTls | false; apiKey?: string } {
   const address = env('TEMPORAL_ADDRESS', '127.0.0.1:7233');
   const caFile = env('TEMPORAL_TLS_CA_FILE', '');
   const certFile = env('TEMPORAL_TLS_CERT_FILE', '');
@@ -45,7 +45,8 @@ export function loadTemporalConnection(): { address: string; tls?: TemporalTls; 
   const tlsEnabled = booleanEnv('TEMPORAL_TLS', Boolean(caFile || certFile || serverName || apiKey));
   if (!tlsEnabled) {
     if (caFile || certFile || serverName) throw new Error('TEMPORAL_TLS=false contradicts the TEMPORAL_TLS_* settings given');
-    return { address, ...(apiKey ? { apiKey } : {}) };
+    // The SDK turns TLS on whenever an API key is given unless told otherwise.
+    return { address, ...(apiKey ? { tls: false, apiKey } : {}) };
   }
   const tls: TemporalTls = {
     ...(serverName ? { serverNameOverride: serverName } : {}),

@@ -1,5 +1,6 @@
 // No bearer token or private key reaches a log: the worker, agent and webhook processes run with a
-// recognisable token in their kubeconfig (and the webhook with the stack's serving key), are driven through
+// recognisable token in their kubeconfig (the worker and agent also with a Temporal API key, the webhook with
+// the stack's serving key), are driven through
 // successes and errors, and their whole output is searched for the secrets.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -18,6 +19,7 @@ import { caCert, stack } from '../harness/cluster.ts';
 const root = path.resolve(import.meta.dirname, '../..');
 let dir: string;
 let canaryToken: string;
+const canaryApiKey = `tidepool-canary-api-key-${randomBytes(12).toString('hex')}`;
 let canaryKubeconfig: string;
 
 /** The secrets that must never be printed: the tokens, and every line of the serving key's PEM body. */
@@ -25,7 +27,7 @@ function secrets(): string[] {
   const keyLines = readFileSync(stackPaths().servingKey, 'utf8')
     .split('\n')
     .filter((line) => line.length >= 16 && !line.startsWith('-----'));
-  return [canaryToken, readFileSync(stackPaths().adminToken, 'utf8').trim(), ...keyLines];
+  return [canaryToken, canaryApiKey, readFileSync(stackPaths().adminToken, 'utf8').trim(), ...keyLines];
 }
 
 function leaked(log: string[]): string[] {
@@ -103,6 +105,8 @@ describe('no token or key reaches a log', () => {
       {
         KUBECONFIG: canaryKubeconfig,
         TEMPORAL_ADDRESS: stack().temporalAddress,
+        TEMPORAL_API_KEY: canaryApiKey,
+        TEMPORAL_TLS: 'false',
         TIDEPOOL_TASK_QUEUE: `tidepool-secrets-${randomBytes(4).toString('hex')}`,
         TIDEPOOL_GC_ENABLED: 'false',
         TIDEPOOL_METRICS_PORT: '0',
@@ -119,6 +123,8 @@ describe('no token or key reaches a log', () => {
       {
         KUBECONFIG: canaryKubeconfig,
         TEMPORAL_ADDRESS: stack().temporalAddress,
+        TEMPORAL_API_KEY: canaryApiKey,
+        TEMPORAL_TLS: 'false',
         TIDEPOOL_TASK_QUEUE: `tidepool-secrets-${randomBytes(4).toString('hex')}`,
         TIDEPOOL_AGENT_SOCKET: socketPath,
         TIDEPOOL_SPOOL_DIR: path.join(dir, 'spool'),

@@ -46,7 +46,7 @@ describe('the Temporal connection settings', () => {
     withEnv({ TEMPORAL_API_KEY: 'secret\n' });
     expect(loadTemporalConnection()).toEqual({ address: 'temporal.example:7233', tls: {}, apiKey: 'secret' });
     withEnv({ TEMPORAL_API_KEY: 'secret', TEMPORAL_TLS: 'false' });
-    expect(loadTemporalConnection()).toEqual({ address: 'temporal.example:7233', apiKey: 'secret' });
+    expect(loadTemporalConnection()).toEqual({ address: 'temporal.example:7233', tls: false, apiKey: 'secret' });
     withEnv({ TEMPORAL_TLS: 'true' });
     expect(loadTemporalConnection()).toEqual({ address: 'temporal.example:7233', tls: {} });
   });
