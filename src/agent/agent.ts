@@ -75,21 +75,40 @@ export function validateAttachment(body: unknown): AgentAttachment {
   return record as unknown as AgentAttachment;
 }
 
+/** gRPC CANCELLED, DEADLINE_EXCEEDED, UNAVAILABLE: Temporal did not answer, and may later. */
+const TRY_AGAIN_GRPC_CODES: readonly number[] = [1, 4, 14];
+const FAILED_PRECONDITION = 9;
+
+const causes = function* (error: unknown): Generator<Error> {
+  for (let current = error; current instanceof Error; current = current.cause) yield current;
+};
+
 /**
- * Whether Temporal could not be reached in time. The client wraps the gRPC error of a lost connection
- * (UNAVAILABLE) in a ServiceError such as "Update-With-Start failed", so the whole cause chain is read.
+ * Whether Temporal, or a worker behind it, did not answer in time: the client wraps the gRPC status of a lost
+ * connection or a passed deadline in a ServiceError ("Update-With-Start failed", "Failed to query Workflow"),
+ * so the whole cause chain is read. A query no worker can answer fails with FAILED_PRECONDITION "no poller
+ * seen for task queue recently". A deadline passed on the client side leaves a status without metadata, so
+ * the code is read without isGrpcServiceError().
  */
 export function isUnreachable(error: unknown): boolean {
-  for (let current = error; current instanceof Error; current = current.cause) {
+  for (const current of causes(error)) {
+    const code = (current as Error & { code?: unknown }).code;
     if (
       current instanceof WorkflowUpdateRPCTimeoutOrCancelledError ||
-      (isGrpcServiceError(current) && [1, 4, 14].includes(current.code)) ||
+      (typeof code === 'number' && (TRY_AGAIN_GRPC_CODES.includes(code) || (code === FAILED_PRECONDITION && /no poller/i.test(current.message)))) ||
       /deadline|unavailable|connect|ECONNREFUSED/i.test(current.message)
     ) {
       return true;
     }
   }
   return false;
+}
+
+/** The innermost message of an error's cause chain: the gRPC status rather than the client's wrapper. */
+function rootMessage(error: unknown): string {
+  let message = String(error);
+  for (const current of causes(error)) message = current.message;
+  return message;
 }
 
 function routesOf(ips: HeldIP[]): AgentAddResponse['routes'] {
@@ -166,7 +185,7 @@ export function createAgent(options: AgentOptions) {
           CNI_CODES.tryAgainLater,
           `Tidepool did not allocate an IP for pod ${podName} within ${options.addTimeoutMs / 1000} s: ` +
             `is Temporal reachable at ${options.temporalAddress} and a tidepool worker polling task queue ${taskQueue}?`,
-          (error as Error).message,
+          rootMessage(error),
         );
       }
       throw error;
@@ -223,7 +242,12 @@ export function createAgent(options: AgentOptions) {
         throw new CniError(CNI_CODES.notAllocated, `Tidepool holds no IP for pod ${podName}`);
       }
       if (isUnreachable(error)) {
-        throw new CniError(CNI_CODES.tryAgainLater, `Temporal is not reachable at ${options.temporalAddress}`, (error as Error).message);
+        throw new CniError(
+          CNI_CODES.tryAgainLater,
+          `Tidepool did not answer CHECK for pod ${podName} within ${options.delTimeoutMs / 1000} s: ` +
+            `is Temporal reachable at ${options.temporalAddress} and a tidepool worker polling task queue ${taskQueue}?`,
+          rootMessage(error),
+        );
       }
       throw error;
     }

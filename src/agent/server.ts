@@ -1,7 +1,6 @@
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
-import { ServiceError } from '@temporalio/client';
 import { AGENT_PATHS } from '../cni/agent-api.ts';
 import { CniError, type Agent } from './agent.ts';
 import { agentRequestProblem } from './requests.ts';
@@ -9,25 +8,6 @@ import { agentRequestProblem } from './requests.ts';
 const MAX_BODY_BYTES = 64 * 1024;
 
 class BodyTooLarge extends Error {}
-
-/** gRPC CANCELLED, DEADLINE_EXCEEDED, UNAVAILABLE: Temporal did not answer, and may later. */
-const TRY_AGAIN_GRPC_CODES: readonly number[] = [1, 4, 14];
-const FAILED_PRECONDITION = 9;
-
-/**
- * A Temporal call that timed out, found no server, or found no worker to answer it (a query fails with
- * FAILED_PRECONDITION "no poller seen for task queue recently" while the workers are down), as the client
- * reports it: a ServiceError around the gRPC status ("Failed to query Workflow"). The agent passes such
- * errors on unclassified; answered as CNI code 11, the plugin spools a DEL and the runtime retries an ADD or
- * CHECK.
- */
-function temporalDidNotAnswer(error: unknown): error is ServiceError & { cause: Error } {
-  // A deadline that passes on the client side leaves a gRPC status without metadata, which isGrpcServiceError() wants.
-  const cause = error instanceof ServiceError ? error.cause : undefined;
-  if (!(cause instanceof Error)) return false;
-  const code = (cause as Error & { code?: unknown }).code as number;
-  return TRY_AGAIN_GRPC_CODES.includes(code) || (code === FAILED_PRECONDITION && /no poller/i.test(cause.message));
-}
 
 /** Reads a JSON body. A body over the limit is read to its end but not kept, so that it can be answered (413). */
 function readBody(request: http.IncomingMessage): Promise<unknown> {
@@ -94,8 +74,6 @@ export async function serveAgent(agent: Agent, socketPath: string, onError: (err
             send(response, 413, { code: 4, msg: error.message });
           } else if (error instanceof CniError) {
             send(response, 400, { code: error.code, msg: error.message, ...(error.details ? { details: error.details } : {}) });
-          } else if (temporalDidNotAnswer(error)) {
-            send(response, 400, { code: 11, msg: `Temporal did not answer: ${error.message}`, details: error.cause.message });
           } else {
             onError(error as Error);
             const cause = (error as Error).cause;

@@ -100,7 +100,11 @@ describe('the agent socket API when Temporal does not answer in time', () => {
     try {
       const answer = await agent.check('deadline');
       expect(answer.status).toBe(400);
-      expect(JSON.parse(answer.body)).toMatchObject({ code: 11, msg: 'Temporal did not answer: Failed to query Workflow', details: expect.stringMatching(/DEADLINE_EXCEEDED/) as unknown });
+      expect(JSON.parse(answer.body)).toMatchObject({
+        code: 11,
+        msg: expect.stringMatching(/^Tidepool did not answer CHECK for pod \S+ within [\d.]+ s: is Temporal reachable at /) as unknown,
+        details: expect.stringMatching(/DEADLINE_EXCEEDED/) as unknown,
+      });
     } finally {
       await agent.stop();
     }
