@@ -1,0 +1,60 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildCni } from '../../scripts/build-cni.ts';
+import { CHAOS_WORKER_ENV, runChaos, stackProcessControl } from '../../sim/chaos.ts';
+import { FAULT_KINDS } from '../../sim/faults.ts';
+import { stackPaths } from '../../stack/config.ts';
+import { startComponent, status, stopComponent, up } from '../../stack/stack.ts';
+import { kubeConfig, stack } from '../harness/cluster.ts';
+
+const log = (line: string) => console.log(`[chaos] ${line}`);
+let wasRunning: Set<string>;
+
+// The short chaos run kills and restarts the stack's own processes, so it needs the stack's dev server.
+describe.skipIf(process.env.TIDEPOOL_TEMPORAL === 'testcontainers')('a short chaos run', () => {
+  beforeAll(async () => {
+    wasRunning = new Set(status().filter((component) => component.pid !== undefined).map((component) => component.name));
+    await stopComponent('tidepool-worker', 'SIGTERM');
+    await up(undefined, log, { tidepool: true, workerEnv: CHAOS_WORKER_ENV });
+  });
+
+  afterAll(async () => {
+    // Leave the stack's Tidepool processes as they were: running with their own settings, or not at all.
+    await stopComponent('tidepool-worker', 'SIGTERM');
+    if (wasRunning.has('tidepool-worker')) await startComponent('tidepool-worker');
+    if (!wasRunning.has('tidepool-agent')) await stopComponent('tidepool-agent', 'SIGTERM');
+  });
+
+  it('churns pods through every fault kind with no invariant violated, and converges', async () => {
+    const result = await runChaos({
+      kubeConfig: kubeConfig(),
+      temporal: { address: stack().temporalAddress, namespace: stack().temporalNamespace },
+      cni: { binary: await buildCni(), agentSocket: stackPaths().agentSocket, spoolDir: stackPaths().cniSpool },
+      processes: stackProcessControl(log),
+      durationMs: 100_000,
+      rate: 1,
+      pods: 10,
+      nodes: 2,
+      poolSize: 20,
+      seed: 42,
+      faults: FAULT_KINDS,
+      meanFaultGapMs: 15_000,
+      powerOffMs: 30_000,
+      faultWindowMs: 15_000,
+      dropDelShare: 1,
+      killAddShare: 1,
+      sampleMs: 3000,
+      reclaimWindowMs: 120_000,
+      settleMs: 120_000,
+      log,
+    });
+    const details = JSON.stringify({ violations: result.violations, faults: result.faults, kubelet: result.kubelet }, null, 1);
+    expect(result.violations, details).toEqual([]);
+    expect(result.converged, details).toBe(true);
+    expect(result.faults.filter((fault) => fault.error), details).toEqual([]);
+    expect(Object.keys(result.faultsByKind).sort()).toEqual([...FAULT_KINDS].sort());
+    expect(Object.values(result.faultsByKind).every((count) => count >= 1), details).toBe(true);
+    expect(result.podsDeleted).toBeGreaterThan(0);
+    expect(result.finalPods).toBe(10);
+    expect(result.finalRecords).toBe(10);
+  }, 600_000);
+});
