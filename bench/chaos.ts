@@ -66,10 +66,12 @@ function commit(): string {
 function summary(result: ChaosResult): string {
   const faults = Object.entries(result.faultsByKind).map(([kind, count]) => `${kind} ${count}`).join(', ');
   const failedFaults = result.faults.filter((fault) => fault.error);
+  const restarts = result.faults.filter((fault) => fault.kind === 'temporal-restart' || fault.kind === 'apiserver-restart');
   return [
     `pods churned: ${result.podsCreated} created, ${result.podsDeleted} deleted (${result.churnErrors} API calls refused or failed, retried)`,
     `faults injected: ${faults}${failedFaults.length > 0 ? `; ${failedFaults.length} failed: ${failedFaults.map((f) => `${f.kind}: ${f.error}`).join('; ')}` : ''}`,
     `CNI: ${result.kubelet.adds} ADDs (${result.kubelet.addFailures} failed, ${result.kubelet.killedAdds} killed mid-ADD), ${result.kubelet.dels} DELs (${result.kubelet.delFailures} failed, ${result.kubelet.droppedDels} dropped)`,
+    `worker and agent ran on through every Temporal and kube-apiserver restart: ${restarts.every((f) => f.survived?.worker && f.survived.agent) ? 'yes' : `no (${restarts.filter((f) => !f.survived?.worker || !f.survived.agent).map((f) => `${f.kind} at ${f.startedS} s: ${JSON.stringify(f.survived)}`).join('; ')})`}`,
     `samples: ${result.samples} (${result.failedSamples} unreadable while the API server was down)`,
     `violations: ${result.violations.length}`,
     ...result.violations.map((violation) => `  - ${violation.invariant} at ${new Date(violation.at).toISOString()}: ${violation.detail}`),

@@ -8,7 +8,7 @@ import { TidepoolIPs, TidepoolPod, TidepoolPodUID, TidepoolState } from '../src/
 import { planFaults, seededRandom, type FaultKind, type PlannedFault } from './faults.ts';
 import { finalViolations, SampledInvariants, type FinalFacts, type PodFact, type RecordFact, type Violation } from './invariants.ts';
 import { SimulatedKubelet, type KubeletStats } from './kubelet.ts';
-import { startComponent, stopComponent } from '../stack/stack.ts';
+import { startComponent, status, stopComponent } from '../stack/stack.ts';
 import { isRunning } from './scenarios.ts';
 
 /** The stack's processes a chaos run kills and restarts. */
@@ -18,6 +18,8 @@ export interface ChaosProcessControl {
   stop: (name: ChaosProcess, signal: 'SIGTERM' | 'SIGKILL') => Promise<unknown>;
   /** Starts the process again and resolves once it is ready. */
   start: (name: ChaosProcess) => Promise<void>;
+  /** The running process's id, to tell whether the worker and the agent outlived a restart of what they depend on. */
+  pid: (name: 'tidepool-worker' | 'tidepool-agent') => number | undefined;
 }
 
 export interface ChaosOptions {
@@ -53,6 +55,8 @@ export interface InjectedFault extends PlannedFault {
   startedS: number;
   endedS?: number;
   error?: string;
+  /** For a Temporal or kube-apiserver restart: whether the worker and the agent ran on through it (same process). */
+  survived?: { worker: boolean; agent: boolean };
 }
 
 export interface ChaosResult {
@@ -96,6 +100,7 @@ export function stackProcessControl(log: (line: string) => void): ChaosProcessCo
   return {
     stop: (name, signal) => stopComponent(name, signal),
     start: (name) => startComponent(name, undefined, (line) => log(`[stack] ${line}`), { workerEnv: CHAOS_WORKER_ENV }),
+    pid: (name) => status().find((component) => component.name === name)?.pid,
   };
 }
 
@@ -245,13 +250,17 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           await startAgain('tidepool-worker');
           break;
         case 'temporal-restart':
-          await options.processes.stop('temporal', 'SIGTERM');
-          await startAgain('temporal');
+        case 'apiserver-restart': {
+          const name = fault.kind === 'temporal-restart' ? 'temporal' : 'kube-apiserver';
+          const before = { worker: options.processes.pid('tidepool-worker'), agent: options.processes.pid('tidepool-agent') };
+          await options.processes.stop(name, 'SIGTERM');
+          await startAgain(name);
+          record.survived = {
+            worker: before.worker !== undefined && options.processes.pid('tidepool-worker') === before.worker,
+            agent: before.agent !== undefined && options.processes.pid('tidepool-agent') === before.agent,
+          };
           break;
-        case 'apiserver-restart':
-          await options.processes.stop('kube-apiserver', 'SIGTERM');
-          await startAgain('kube-apiserver');
-          break;
+        }
         case 'drop-dels':
           kubelet.setDropDelShare(options.dropDelShare);
           await sleep(fault.forMs);

@@ -53,6 +53,9 @@ describe.skipIf(process.env.TIDEPOOL_TEMPORAL === 'testcontainers')('a short cha
     expect(result.faults.filter((fault) => fault.error), details).toEqual([]);
     expect(Object.keys(result.faultsByKind).sort()).toEqual([...FAULT_KINDS].sort());
     expect(Object.values(result.faultsByKind).every((count) => count >= 1), details).toBe(true);
+    // The worker and the agent reconnect by themselves: nothing restarts them after a Temporal or API server restart.
+    const restarts = result.faults.filter((fault) => fault.kind === 'temporal-restart' || fault.kind === 'apiserver-restart');
+    expect(restarts.map((fault) => [fault.kind, fault.survived])).toEqual(restarts.map((fault) => [fault.kind, { worker: true, agent: true }]));
     expect(result.podsDeleted).toBeGreaterThan(0);
     expect(result.finalPods).toBe(10);
     expect(result.finalRecords).toBe(10);
