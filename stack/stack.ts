@@ -189,14 +189,19 @@ function localTemporalAddress(config: StackConfig): string {
   return `${config.host}:${config.ports.temporal}`;
 }
 
-async function workerPolling(config: StackConfig, address: string): Promise<boolean> {
+/**
+ * Whether the worker process `pid` polls the task queue. Temporal lists a poller for minutes after its process
+ * died, so any poller would do for a first start but not after a crash: the SDK's identity is `<pid>@<host>`.
+ */
+async function workerPolling(config: StackConfig, address: string, pid: number | undefined): Promise<boolean> {
+  if (pid === undefined) return false;
   const connection = await Connection.connect({ address, connectTimeout: 2000 });
   try {
     const queue = await connection.workflowService.describeTaskQueue({
       namespace: config.temporalNamespace,
       taskQueue: { name: TASK_QUEUE },
     });
-    return (queue.pollers ?? []).length > 0;
+    return (queue.pollers ?? []).some((poller) => poller.identity?.startsWith(`${pid}@`));
   } finally {
     await connection.close();
   }
@@ -286,7 +291,10 @@ function readinessChecks(config: StackConfig, paths: StackPaths, temporalAddress
       timeoutMs: 60_000,
     },
     temporal: { check: () => temporalReady(config, temporalAddress), timeoutMs: 60_000 },
-    'tidepool-worker': { check: () => workerPolling(config, temporalAddress), timeoutMs: 120_000 },
+    'tidepool-worker': {
+      check: () => workerPolling(config, temporalAddress, runningPid(paths, tidepoolComponents(config, paths)[0]!)),
+      timeoutMs: 120_000,
+    },
     'tidepool-agent': { check: async () => (await unixSocketStatus(paths.agentSocket, '/healthz')) === 200, timeoutMs: 30_000 },
   };
 }
