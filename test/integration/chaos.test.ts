@@ -1,7 +1,9 @@
+import { Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCni } from '../../scripts/build-cni.ts';
 import { CHAOS_WORKER_ENV, runChaos, stackProcessControl } from '../../sim/chaos.ts';
 import { FAULT_KINDS } from '../../sim/faults.ts';
+import { TASK_QUEUE } from '../../src/temporal/names.ts';
 import { stackPaths } from '../../stack/config.ts';
 import { startComponent, status, stopComponent, up } from '../../stack/stack.ts';
 import { kubeConfig, stack } from '../harness/cluster.ts';
@@ -22,6 +24,22 @@ describe.skipIf(process.env.TIDEPOOL_TEMPORAL === 'testcontainers')('a short cha
     await stopComponent('tidepool-worker', 'SIGTERM');
     if (wasRunning.has('tidepool-worker')) await startComponent('tidepool-worker');
     if (!wasRunning.has('tidepool-agent')) await stopComponent('tidepool-agent', 'SIGTERM');
+  });
+
+  it('restarts a SIGKILLed worker and counts it ready only once the new process polls the task queue', async () => {
+    const before = status().find((component) => component.name === 'tidepool-worker')?.pid;
+    expect(await stopComponent('tidepool-worker', 'SIGKILL')).toBe(true);
+    await startComponent('tidepool-worker', undefined, log, { workerEnv: CHAOS_WORKER_ENV });
+    const after = status().find((component) => component.name === 'tidepool-worker')?.pid;
+    expect(after).not.toBe(before);
+    // Temporal still lists the killed process's poller: only the new identity shows the new process is ready.
+    const connection = await Connection.connect({ address: stack().temporalAddress });
+    try {
+      const queue = await connection.workflowService.describeTaskQueue({ namespace: stack().temporalNamespace, taskQueue: { name: TASK_QUEUE } });
+      expect((queue.pollers ?? []).map((poller) => poller.identity?.split('@')[0])).toContain(String(after));
+    } finally {
+      await connection.close();
+    }
   });
 
   it('churns pods through every fault kind with no invariant violated, and converges', async () => {
