@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 
 export type CniCommand = 'ADD' | 'DEL';
@@ -25,9 +25,16 @@ export const newContainerID = () => randomBytes(32).toString('hex');
 
 /**
  * Invokes a CNI plugin the way a container runtime does: a separate process, the CNI_* environment and the
- * network configuration on stdin; the result (or a spec-shaped error) is JSON on stdout.
+ * network configuration on stdin; the result (or a spec-shaped error) is JSON on stdout. `onSpawn` gets the
+ * running process (a chaos run kills some).
  */
-export function invokeCni(binary: string, cniPath: string, call: CniCall, timeoutMs = 60_000): Promise<CniOutcome> {
+export function invokeCni(
+  binary: string,
+  cniPath: string,
+  call: CniCall,
+  timeoutMs = 60_000,
+  onSpawn?: (child: ChildProcess) => void,
+): Promise<CniOutcome> {
   const started = performance.now();
   const env = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -65,5 +72,6 @@ export function invokeCni(binary: string, cniPath: string, call: CniCall, timeou
     });
     child.stdin?.on('error', () => undefined);
     child.stdin?.end(call.netconf);
+    onSpawn?.(child);
   });
 }

@@ -6,6 +6,7 @@ import {
   setHeaderOptions,
   type KubeConfig,
   type V1Pod,
+  type V1PodStatus,
 } from '@kubernetes/client-node';
 import { restartOnError, type Watched } from '../src/k8s/watch.ts';
 import { invokeCni, newContainerID, type CniOutcome } from './cni.ts';
@@ -33,6 +34,8 @@ export interface SimulatedKubeletOptions {
    * worker back-off (default 10 s).
    */
   retryMs?: number;
+  /** The source of chance for dropped DELs and killed ADDs (default Math.random); a seeded one repeats a run. */
+  random?: () => number;
 }
 
 interface PodState {
@@ -59,6 +62,8 @@ export interface KubeletStats {
   dels: number;
   delFailures: number;
   droppedDels: number;
+  /** ADD plugin processes killed (SIGKILL) while they ran. */
+  killedAdds: number;
   /** ADD failure messages and how often each happened. */
   errors: Record<string, number>;
   /** Wall-clock milliseconds of every successful ADD. */
@@ -86,7 +91,7 @@ export function errorKind(message: string): string {
  * remove the plugin binary.
  */
 export class SimulatedKubelet {
-  readonly stats: KubeletStats = { adds: 0, addFailures: 0, dels: 0, delFailures: 0, droppedDels: 0, errors: {}, addMs: [], apiErrors: {} };
+  readonly stats: KubeletStats = { adds: 0, addFailures: 0, dels: 0, delFailures: 0, droppedDels: 0, killedAdds: 0, errors: {}, addMs: [], apiErrors: {} };
   private readonly core: CoreV1Api;
   private readonly leases: CoordinationV1Api;
   private readonly informer: Watched<V1Pod>;
@@ -101,6 +106,8 @@ export class SimulatedKubelet {
   private readonly retryMs: number;
   private binary: string;
   private dropDelShare = 0;
+  private killAdds = { share: 0, maxDelayMs: 0 };
+  private readonly random: () => number;
   private timers: NodeJS.Timeout[] = [];
   private stopped = false;
   private binding = 0;
@@ -115,6 +122,7 @@ export class SimulatedKubelet {
     this.parallelism = options.parallelismPerNode ?? 8;
     this.retryMs = options.retryMs ?? 10_000;
     this.binary = options.cni.binary;
+    this.random = options.random ?? Math.random;
     for (const node of options.nodes) this.nodes.set(node, { powered: true, inflight: 0 });
     const namespace = options.namespace;
     this.informer = makeInformer(options.kubeConfig, `/api/v1/namespaces/${namespace}/pods`, () => this.core.listNamespacedPod({ namespace }));
@@ -194,6 +202,14 @@ export class SimulatedKubelet {
   /** Drops this share (0..1) of CNI DELs: the runtime never calls the plugin, the pod is deleted anyway. */
   setDropDelShare(share: number): void {
     this.dropDelShare = share;
+  }
+
+  /**
+   * Kills (SIGKILL) this share (0..1) of ADD plugin processes after a random time up to `maxDelayMs` while
+   * they run: the runtime sees a failed ADD, tears the sandbox's network down (DEL) and tries again later.
+   */
+  setKillAddShare(share: number, maxDelayMs: number): void {
+    this.killAdds = { share, maxDelayMs };
   }
 
   /** Removes the plugin binary from the runtime's view (every call fails as with a missing file), or restores it. */
@@ -367,11 +383,20 @@ export class SimulatedKubelet {
 
   private async cni(command: 'ADD' | 'DEL', pod: V1Pod, containerID: string, node: string): Promise<CniOutcome> {
     const { namespace, name, uid } = pod.metadata as { namespace: string; name: string; uid: string };
-    return invokeCni(this.binary, this.options.cni.cniPath, { command, containerID, pod: { namespace, name, uid }, netconf: this.options.cni.netconf(node) });
+    const call = { command, containerID, pod: { namespace, name, uid }, netconf: this.options.cni.netconf(node) };
+    const { share, maxDelayMs } = this.killAdds;
+    const kill = command === 'ADD' && share > 0 && this.random() < share ? this.random() * maxDelayMs : undefined;
+    return invokeCni(this.binary, this.options.cni.cniPath, call, undefined, (child) => {
+      if (kill === undefined) return;
+      const timer = setTimeout(() => {
+        if (child.exitCode === null && child.signalCode === null && child.kill('SIGKILL')) this.stats.killedAdds++;
+      }, kill);
+      child.once('exit', () => clearTimeout(timer));
+    });
   }
 
   private async del(pod: V1Pod, containerID: string, node: string): Promise<void> {
-    if (this.dropDelShare > 0 && Math.random() < this.dropDelShare) {
+    if (this.dropDelShare > 0 && this.random() < this.dropDelShare) {
       this.stats.droppedDels++;
       return;
     }
@@ -382,7 +407,11 @@ export class SimulatedKubelet {
 
   private async startPod(pod: V1Pod, state: PodState, node: string): Promise<void> {
     if (state.deadSandbox) {
-      // The restarted kubelet stops the sandbox that died with the node before it creates a new one.
+      // The restarted kubelet reports the pod not ready (its sandbox died), then stops that sandbox before it
+      // creates a new one: until then the status still shows the IP the DEL gives back.
+      const now = new Date();
+      const conditions = Object.entries({ PodScheduled: 'True', Initialized: 'True', ContainersReady: 'False', Ready: 'False' });
+      await this.patchStatus(pod, { conditions: conditions.map(([type, status]) => ({ type, status, lastTransitionTime: now })) });
       await this.del(pod, state.deadSandbox, node);
       state.deadSandbox = undefined;
     }
@@ -400,7 +429,7 @@ export class SimulatedKubelet {
         this.stats.errors[message] = (this.stats.errors[message] ?? 0) + 1;
         // As containerd does after a failed setup: tear the sandbox's network down.
         await this.cni('DEL', pod, containerID, node);
-        state.notBefore = Date.now() + this.retryMs * (1 + Math.random() / 2);
+        state.notBefore = Date.now() + this.retryMs * (1 + this.random() / 2);
         return;
       }
       this.stats.adds++;
@@ -412,35 +441,30 @@ export class SimulatedKubelet {
     const ips = state.ips ?? [];
     const now = new Date();
     const conditions = ['PodScheduled', 'Initialized', 'ContainersReady', 'Ready'].map((type) => ({ type, status: 'True', lastTransitionTime: now }));
-    const { namespace, name } = pod.metadata as { namespace: string; name: string };
-    await this.core.patchNamespacedPodStatus(
-      {
-        namespace,
-        name,
-        body: {
-          status: {
-            phase: 'Running',
-            hostIP: '127.0.0.1',
-            podIP: ips[0],
-            podIPs: ips.map((ip) => ({ ip })),
-            startTime: pod.status?.startTime ?? now,
-            conditions,
-            containerStatuses: (pod.spec?.containers ?? []).map((container) => ({
-              name: container.name,
-              image: container.image ?? '',
-              imageID: '',
-              ready: true,
-              restartCount: 0,
-              started: true,
-              state: { running: { startedAt: now } },
-            })),
-          },
-        },
-      },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-    );
+    await this.patchStatus(pod, {
+      phase: 'Running',
+      hostIP: '127.0.0.1',
+      podIP: ips[0],
+      podIPs: ips.map((ip) => ({ ip })),
+      startTime: pod.status?.startTime ?? now,
+      conditions,
+      containerStatuses: (pod.spec?.containers ?? []).map((container) => ({
+        name: container.name,
+        image: container.image ?? '',
+        imageID: '',
+        ready: true,
+        restartCount: 0,
+        started: true,
+        state: { running: { startedAt: now } },
+      })),
+    });
     state.ready = true;
     state.readyAt = Date.now();
+  }
+
+  private async patchStatus(pod: V1Pod, status: V1PodStatus): Promise<void> {
+    const { namespace, name } = pod.metadata as { namespace: string; name: string };
+    await this.core.patchNamespacedPodStatus({ namespace, name, body: { status } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
   }
 
   private async stopPod(pod: V1Pod, state: PodState): Promise<void> {

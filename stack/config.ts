@@ -29,6 +29,8 @@ export const stackConfig = {
     temporalUi: port('TIDEPOOL_TEMPORAL_UI_PORT', 8233),
     temporalHttp: port('TIDEPOOL_TEMPORAL_HTTP_PORT', 7243),
     temporalMetrics: port('TIDEPOOL_TEMPORAL_METRICS_PORT', 7244),
+    /** The stack-run Tidepool worker's /metrics (TIDEPOOL_METRICS_PORT of the worker). */
+    workerMetrics: port('TIDEPOOL_WORKER_METRICS_PORT', 9464),
   },
   /** How long the node-lifecycle controller waits for a heartbeat before it marks a node NotReady. */
   nodeMonitorGracePeriod: process.env.TIDEPOOL_NODE_MONITOR_GRACE_PERIOD ?? '20s',

@@ -73,15 +73,19 @@ export function startProcess(paths: StackPaths, spec: ProcessSpec): number {
   }
 }
 
-/** Stops a process this stack started: SIGTERM to its process group, SIGKILL after the grace period. */
+/**
+ * Stops a process this stack started: SIGTERM to its process group, SIGKILL after the grace period; with
+ * `signal: 'SIGKILL'`, SIGKILL at once (a crash, as the chaos run injects it).
+ */
 export async function stopProcess(
   paths: StackPaths,
   spec: Pick<ProcessSpec, 'name' | 'command' | 'match'>,
   graceMs = 10_000,
+  signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM',
 ): Promise<boolean> {
   const pid = runningPid(paths, spec);
   if (pid === undefined) return false;
-  const signal = (sig: NodeJS.Signals) => {
+  const send = (sig: NodeJS.Signals) => {
     try {
       process.kill(-pid, sig);
     } catch {
@@ -92,10 +96,10 @@ export async function stopProcess(
       }
     }
   };
-  signal('SIGTERM');
+  send(signal);
   const deadline = Date.now() + graceMs;
   while (alive(pid) && Date.now() < deadline) await sleep(100);
-  if (alive(pid)) signal('SIGKILL');
+  if (alive(pid)) send('SIGKILL');
   while (alive(pid)) await sleep(50);
   rmSync(pidFile(paths, spec.name), { force: true });
   return true;

@@ -42,6 +42,9 @@ export const CONTROLLERS = [
   'root-ca-certificate-publisher-controller',
 ];
 
+export const COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'temporal', 'tidepool-worker', 'tidepool-agent'] as const;
+export type ComponentName = (typeof COMPONENTS)[number];
+
 /** A Temporal server the stack does not run itself (e.g. a container started by testcontainers). */
 export interface ExternalTemporal {
   address: string;
@@ -138,15 +141,29 @@ function localComponents(config: StackConfig, paths: StackPaths): ProcessSpec[] 
   ];
 }
 
-/** Tidepool itself on the stack: the worker and one node agent, run from source with the project's Node.js. */
-function tidepoolComponents(config: StackConfig, paths: StackPaths, temporalAddress = localTemporalAddress(config)): ProcessSpec[] {
+/**
+ * Tidepool itself on the stack: the worker and one node agent, run from source with the project's Node.js.
+ * `workerEnv` adds to the worker's environment (reclaim settings, say).
+ */
+function tidepoolComponents(
+  config: StackConfig,
+  paths: StackPaths,
+  temporalAddress = localTemporalAddress(config),
+  workerEnv: Record<string, string> = {},
+): ProcessSpec[] {
   const env = {
     TEMPORAL_ADDRESS: temporalAddress,
     TEMPORAL_NAMESPACE: config.temporalNamespace,
     KUBECONFIG: paths.kubeconfig,
   };
   return [
-    { name: 'tidepool-worker', command: process.execPath, args: [path.join(config.root, 'worker', 'main.ts')], match: 'worker/main.ts', env },
+    {
+      name: 'tidepool-worker',
+      command: process.execPath,
+      args: [path.join(config.root, 'worker', 'main.ts')],
+      match: 'worker/main.ts',
+      env: { ...env, TIDEPOOL_METRICS_PORT: String(config.ports.workerMetrics), ...workerEnv },
+    },
     {
       name: 'tidepool-agent',
       command: process.execPath,
@@ -172,14 +189,19 @@ function localTemporalAddress(config: StackConfig): string {
   return `${config.host}:${config.ports.temporal}`;
 }
 
-async function workerPolling(config: StackConfig, address: string): Promise<boolean> {
+/**
+ * Whether the worker process `pid` polls the task queue. Temporal lists a poller for minutes after its process
+ * died, so any poller would do for a first start but not after a crash: the SDK's identity is `<pid>@<host>`.
+ */
+async function workerPolling(config: StackConfig, address: string, pid: number | undefined): Promise<boolean> {
+  if (pid === undefined) return false;
   const connection = await Connection.connect({ address, connectTimeout: 2000 });
   try {
     const queue = await connection.workflowService.describeTaskQueue({
       namespace: config.temporalNamespace,
       taskQueue: { name: TASK_QUEUE },
     });
-    return (queue.pollers ?? []).length > 0;
+    return (queue.pollers ?? []).some((poller) => poller.identity?.startsWith(`${pid}@`));
   } finally {
     await connection.close();
   }
@@ -243,6 +265,40 @@ async function temporalReady(config: StackConfig, address: string): Promise<bool
   }
 }
 
+interface Readiness {
+  check: () => Promise<boolean>;
+  timeoutMs: number;
+}
+
+/** How to tell that each component is ready to serve, and how long it may take to get there. */
+function readinessChecks(config: StackConfig, paths: StackPaths, temporalAddress: string): Record<ComponentName, Readiness> {
+  const ca = readFileSync(paths.caCert, 'utf8');
+  const token = adminToken(paths);
+  return {
+    etcd: {
+      check: async () =>
+        (JSON.parse(await httpBody(`http://${config.host}:${config.ports.etcdClient}/health`)) as { health?: string })
+          .health === 'true',
+      timeoutMs: 30_000,
+    },
+    'kube-apiserver': {
+      check: async () => (await httpsStatus(`${apiServerUrl(config)}/readyz`, ca, token)) === 200,
+      timeoutMs: 90_000,
+    },
+    'kube-controller-manager': {
+      check: async () =>
+        (await httpsStatus(`https://${config.host}:${config.ports.controllerManager}/healthz`, ca)) === 200,
+      timeoutMs: 60_000,
+    },
+    temporal: { check: () => temporalReady(config, temporalAddress), timeoutMs: 60_000 },
+    'tidepool-worker': {
+      check: () => workerPolling(config, temporalAddress, runningPid(paths, tidepoolComponents(config, paths)[0]!)),
+      timeoutMs: 120_000,
+    },
+    'tidepool-agent': { check: async () => (await unixSocketStatus(paths.agentSocket, '/healthz')) === 200, timeoutMs: 30_000 },
+  };
+}
+
 type Log = (line: string) => void;
 
 async function startAndWait(
@@ -265,13 +321,13 @@ async function startAndWait(
 
 /**
  * Starts whatever part of the stack is not running, waits until each part is ready and installs the CRDs;
- * with `tidepool: true` also Tidepool's worker and node agent; with `externalTemporal`, uses that Temporal
- * server instead of starting the dev server.
+ * with `tidepool: true` also Tidepool's worker (with `workerEnv` added to its environment) and node agent;
+ * with `externalTemporal`, uses that Temporal server instead of starting the dev server.
  */
 export async function up(
   config: StackConfig = stackConfig,
   log: Log = () => {},
-  options: { tidepool?: boolean; externalTemporal?: ExternalTemporal } = {},
+  options: { tidepool?: boolean; externalTemporal?: ExternalTemporal; workerEnv?: Record<string, string> } = {},
 ): Promise<StackInfo> {
   const temporalAddress = options.externalTemporal?.address ?? localTemporalAddress(config);
   const paths = stackPaths(config);
@@ -283,28 +339,9 @@ export async function up(
   mkdirSync(paths.dir, { recursive: true });
   ensurePki(paths);
   writeKubeconfig(config, paths);
-  const ca = readFileSync(paths.caCert, 'utf8');
-  const token = adminToken(paths);
-  const readiness: Record<string, { check: () => Promise<boolean>; timeoutMs: number }> = {
-    etcd: {
-      check: async () =>
-        (JSON.parse(await httpBody(`http://${config.host}:${config.ports.etcdClient}/health`)) as { health?: string })
-          .health === 'true',
-      timeoutMs: 30_000,
-    },
-    'kube-apiserver': {
-      check: async () => (await httpsStatus(`${apiServerUrl(config)}/readyz`, ca, token)) === 200,
-      timeoutMs: 90_000,
-    },
-    'kube-controller-manager': {
-      check: async () =>
-        (await httpsStatus(`https://${config.host}:${config.ports.controllerManager}/healthz`, ca)) === 200,
-      timeoutMs: 60_000,
-    },
-    temporal: { check: () => temporalReady(config, temporalAddress), timeoutMs: 60_000 },
-  };
+  const readiness = readinessChecks(config, paths, temporalAddress);
   for (const spec of components(config, paths, options.externalTemporal)) {
-    const { check, timeoutMs } = readiness[spec.name]!;
+    const { check, timeoutMs } = readiness[spec.name as ComponentName];
     await startAndWait(paths, spec, check, timeoutMs, log);
   }
 
@@ -331,9 +368,10 @@ export async function up(
   log(`crds: ${crds.map((crd) => crd.metadata!.name).join(', ')} established`);
 
   if (options.tidepool) {
-    const [worker, agent] = tidepoolComponents(config, paths, temporalAddress);
-    await startAndWait(paths, worker!, () => workerPolling(config, temporalAddress), 120_000, log);
-    await startAndWait(paths, agent!, async () => (await unixSocketStatus(paths.agentSocket, '/healthz')) === 200, 30_000, log);
+    for (const spec of tidepoolComponents(config, paths, temporalAddress, options.workerEnv)) {
+      const { check, timeoutMs } = readiness[spec.name as ComponentName];
+      await startAndWait(paths, spec, check, timeoutMs, log);
+    }
   }
 
   const info: StackInfo = {
@@ -392,4 +430,33 @@ export function readStackInfo(config: StackConfig = stackConfig): StackInfo | un
   if (!existsSync(paths.info)) return undefined;
   if (status(config).some((component) => component.pid === undefined)) return undefined;
   return JSON.parse(readFileSync(paths.info, 'utf8')) as StackInfo;
+}
+
+/**
+ * Stops one component of a running local stack (by its pid file): SIGTERM with a grace period as `down`
+ * does, or SIGKILL at once, as a crash. Returns false when it was not running.
+ */
+export async function stopComponent(name: ComponentName, signal: 'SIGTERM' | 'SIGKILL', config: StackConfig = stackConfig): Promise<boolean> {
+  const paths = stackPaths(config);
+  const spec = [...localComponents(config, paths), ...tidepoolComponents(config, paths)].find((candidate) => candidate.name === name)!;
+  return stopProcess(paths, spec, 10_000, signal);
+}
+
+/**
+ * Starts one component of the local stack again, as `up` starts it (same arguments, log and pid file), and
+ * waits until it is ready; one still running is left alone. `workerEnv` as for `up`.
+ */
+export async function startComponent(
+  name: ComponentName,
+  config: StackConfig = stackConfig,
+  log: Log = () => {},
+  options: { workerEnv?: Record<string, string> } = {},
+): Promise<void> {
+  const paths = stackPaths(config);
+  const temporalAddress = localTemporalAddress(config);
+  const spec = [...localComponents(config, paths), ...tidepoolComponents(config, paths, temporalAddress, options.workerEnv)].find(
+    (candidate) => candidate.name === name,
+  )!;
+  const { check, timeoutMs } = readinessChecks(config, paths, temporalAddress)[name];
+  await startAndWait(paths, spec, check, timeoutMs, log);
 }

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -31,6 +31,21 @@ describe('stack processes', () => {
     expect(await stopProcess(paths, spec)).toBe(true);
     expect(runningPid(paths, spec)).toBeUndefined();
     expect(await stopProcess(paths, spec)).toBe(false);
+  });
+
+  it('with SIGKILL, kills at once: the process gets no SIGTERM to act on', async () => {
+    const paths = tempPaths();
+    const marker = path.join(paths.dir, 'got-sigterm');
+    const ready = path.join(paths.dir, 'trap-set');
+    const spec = { name: 'trapper', command: 'sh', args: ['-c', `trap 'echo > ${marker}' TERM; echo > ${ready}; while :; do sleep 0.05; done`], match: 'trap' };
+    for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
+      rmSync(ready, { force: true });
+      stray.push(startProcess(paths, spec));
+      await waitReady(paths, spec, async () => existsSync(ready), 5000);
+      expect(await stopProcess(paths, spec, 300, signal)).toBe(true);
+      expect(runningPid(paths, spec)).toBeUndefined();
+      expect(existsSync(marker), signal).toBe(signal === 'SIGTERM');
+    }
   });
 
   it('never signals a process it did not start, even when a stale pid file names it', async () => {
