@@ -207,8 +207,12 @@ export function createAgent(options: AgentOptions) {
       // No lifecycle, or one that has ended: the pod holds nothing, and DEL must succeed.
       if (error instanceof WorkflowNotFoundError) return true;
       if (isGrpcServiceError(error) && error.code === 9) return true;
+      // Refused by the lifecycle (its validator or handler): final. Failed without the lifecycle's answer
+      // (e.g. the workflow task that carried it failed): the DEL is kept, to be replayed.
       if (error instanceof WorkflowUpdateFailedError) {
-        throw new CniError(CNI_CODES.invalidEnvironment, error.cause?.message ?? error.message);
+        if (error.cause instanceof ApplicationFailure) throw new CniError(CNI_CODES.invalidEnvironment, error.cause.message);
+        log('warn', 'CNI DEL not answered by the lifecycle; spooled for replay', { pod: `${ref.podNamespace}/${ref.podName}`, error: rootMessage(error) });
+        return false;
       }
       if (isUnreachable(error)) return false;
       throw error;
@@ -225,7 +229,7 @@ export function createAgent(options: AgentOptions) {
       podName: ref.podName,
       podUID: ref.podUID,
     });
-    log('warn', 'Temporal unreachable on CNI DEL; spooled for replay', { path });
+    log('warn', 'Temporal or a worker did not answer the CNI DEL in time; spooled for replay', { path });
     return { spooled: true };
   }
 
