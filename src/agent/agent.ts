@@ -207,15 +207,16 @@ export function createAgent(options: AgentOptions) {
       // No lifecycle, or one that has ended: the pod holds nothing, and DEL must succeed.
       if (error instanceof WorkflowNotFoundError) return true;
       if (isGrpcServiceError(error) && error.code === 9) return true;
-      // Refused by the lifecycle (its validator or handler): final. Failed without the lifecycle's answer
-      // (e.g. the workflow task that carried it failed): the DEL is kept, to be replayed.
-      if (error instanceof WorkflowUpdateFailedError) {
-        if (error.cause instanceof ApplicationFailure) throw new CniError(CNI_CODES.invalidEnvironment, error.cause.message);
-        log('warn', 'CNI DEL not answered by the lifecycle; spooled for replay', { pod: `${ref.podNamespace}/${ref.podName}`, error: rootMessage(error) });
-        return false;
+      // Refused by the lifecycle (its validator or handler): final. Anything else failed without the
+      // lifecycle's answer (Temporal or a worker away or restarting, the workflow task that carried the update
+      // failed): the DEL is kept, to be replayed, since a DEL must never be lost and its replay is idempotent.
+      if (error instanceof WorkflowUpdateFailedError && error.cause instanceof ApplicationFailure) {
+        throw new CniError(CNI_CODES.invalidEnvironment, error.cause.message);
       }
-      if (isUnreachable(error)) return false;
-      throw error;
+      if (!isUnreachable(error)) {
+        log('warn', 'CNI DEL not answered by the lifecycle', { pod: `${ref.podNamespace}/${ref.podName}`, error: rootMessage(error) });
+      }
+      return false;
     }
   }
 

@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type Client, WorkflowUpdateFailedError } from '@temporalio/client';
+import { type Client, ServiceError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CniError, createAgent } from '../../src/agent/agent.ts';
@@ -35,6 +35,14 @@ describe('a CNI DEL whose update fails without the lifecycle’s answer', () => 
     expect(await agent.del(attachment)).toEqual({ spooled: true });
     expect(readdirSync(spoolDir).filter((f) => f.endsWith('.json'))).toHaveLength(1);
     expect(await agent.replaySpool()).toEqual({ replayed: 0, pending: 1 });
+    expect(readdirSync(spoolDir).filter((f) => f.endsWith('.json'))).toHaveLength(1);
+  });
+
+  it('a DEL whose update fails with another error of the server (one seen during a Temporal restart) is spooled too', async () => {
+    const restarting = new ServiceError('Workflow Update failed', { cause: Object.assign(new Error('13 INTERNAL: transport is closing'), { code: 13, details: 'transport is closing', metadata: {} }) });
+    const client = { withDeadline: clientWhoseReleaseFails(undefined).withDeadline, workflow: { getHandle: () => ({ executeUpdate: () => Promise.reject(restarting) }) } } as unknown as Client;
+    const { agent, spoolDir } = agentWith(client);
+    expect(await agent.del(attachment)).toEqual({ spooled: true });
     expect(readdirSync(spoolDir).filter((f) => f.endsWith('.json'))).toHaveLength(1);
   });
 
