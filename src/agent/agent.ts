@@ -8,7 +8,7 @@ import {
   type Client,
 } from '@temporalio/client';
 import type { AgentAddRequest, AgentAddResponse, AgentAttachment, AgentCheckRequest } from '../cni/agent-api.ts';
-import { interfaceNameProblem } from '../cni/interface-name.ts';
+import { attachmentProblem } from './requests.ts';
 import { listSpooledDels, removeSpooledDel, spoolDel } from '../cni/spool.ts';
 import { FailureType, type HeldIP } from '../activities/types.ts';
 import { podLifecycleWorkflowId, TASK_QUEUE, TidepoolNode, TidepoolPod, TidepoolPodUID, TidepoolState } from '../temporal/names.ts';
@@ -59,20 +59,11 @@ export interface AgentOptions {
   log?: (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 }
 
-/** Checks the fields the CNI plugin derives from CNI_* and CNI_ARGS; throws CniError code 4 naming them. */
+/** Checks the fields the CNI plugin derives from CNI_* and CNI_ARGS, by the plugin's own rules; throws CniError code 4 naming them. */
 export function validateAttachment(body: unknown): AgentAttachment {
-  const record = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
-  const missing = ['containerID', 'ifName', 'podNamespace', 'podName', 'podUID'].filter(
-    (field) => typeof record[field] !== 'string' || record[field] === '',
-  );
-  if (missing.length > 0) {
-    throw new CniError(CNI_CODES.invalidEnvironment, `request is missing ${missing.join(', ')}`);
-  }
-  const problem = interfaceNameProblem(record.ifName as string);
-  if (problem) {
-    throw new CniError(CNI_CODES.invalidEnvironment, `CNI_IFNAME ${JSON.stringify(record.ifName)} is not a valid interface name: it ${problem}`);
-  }
-  return record as unknown as AgentAttachment;
+  const problem = attachmentProblem(body);
+  if (problem !== undefined) throw new CniError(CNI_CODES.invalidEnvironment, problem);
+  return body as AgentAttachment;
 }
 
 /** gRPC CANCELLED, DEADLINE_EXCEEDED, UNAVAILABLE: Temporal did not answer, and may later. */

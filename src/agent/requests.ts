@@ -15,8 +15,8 @@ const isObject = (value: unknown): value is Record<string, unknown> =>
 const isPoolList = (value: unknown) =>
   Array.isArray(value) && value.every((pool) => typeof pool === 'string' && pool.trim() !== '');
 
-/** Why `body` is not a valid request for the endpoint at `path`, or undefined when it is. */
-export function agentRequestProblem(path: string, body: unknown): string | undefined {
+/** Why `body` does not name one attachment (container, interface, pod) as the plugin sends it, or undefined. */
+export function attachmentProblem(body: unknown): string | undefined {
   if (!isObject(body)) return `the request body must be a JSON object, got ${show(body)}`;
   const rules: [string, (value: string) => string | undefined][] = [
     ['containerID', containerIDProblem],
@@ -34,6 +34,13 @@ export function agentRequestProblem(path: string, body: unknown): string | undef
   if (body.infraContainerID !== undefined && typeof body.infraContainerID !== 'string') {
     return `"infraContainerID" must be a string, got ${show(body.infraContainerID)}`;
   }
+  return undefined;
+}
+
+/** Why `body` is not a valid request for the endpoint at `path`, or undefined when it is. */
+export function agentRequestProblem(path: string, body: unknown): string | undefined {
+  const problem = attachmentProblem(body);
+  if (problem !== undefined || !isObject(body)) return problem;
   if (path === AGENT_PATHS.ADD) {
     if (typeof body.netns !== 'string') return `"netns" must be a string, got ${show(body.netns)}`;
     const pools = body.defaultPools;

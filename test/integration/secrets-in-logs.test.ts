@@ -71,6 +71,15 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+/** The canary kubeconfig token and Temporal API key (plaintext: the dev server has no TLS), on a task queue of its own. */
+const withCanaries = () => ({
+  KUBECONFIG: canaryKubeconfig,
+  TEMPORAL_ADDRESS: stack().temporalAddress,
+  TEMPORAL_API_KEY: canaryApiKey,
+  TEMPORAL_TLS: 'false',
+  TIDEPOOL_TASK_QUEUE: `tidepool-secrets-${randomBytes(4).toString('hex')}`,
+});
+
 const pool = (name: string) => ({
   apiVersion: 'admission.k8s.io/v1',
   kind: 'AdmissionReview',
@@ -103,11 +112,7 @@ describe('no token or key reaches a log', () => {
     const log = await runLogged(
       'worker/main.ts',
       {
-        KUBECONFIG: canaryKubeconfig,
-        TEMPORAL_ADDRESS: stack().temporalAddress,
-        TEMPORAL_API_KEY: canaryApiKey,
-        TEMPORAL_TLS: 'false',
-        TIDEPOOL_TASK_QUEUE: `tidepool-secrets-${randomBytes(4).toString('hex')}`,
+        ...withCanaries(),
         TIDEPOOL_GC_ENABLED: 'false',
         TIDEPOOL_METRICS_PORT: '0',
       },
@@ -121,11 +126,7 @@ describe('no token or key reaches a log', () => {
     const log = await runLogged(
       'src/agent/main.ts',
       {
-        KUBECONFIG: canaryKubeconfig,
-        TEMPORAL_ADDRESS: stack().temporalAddress,
-        TEMPORAL_API_KEY: canaryApiKey,
-        TEMPORAL_TLS: 'false',
-        TIDEPOOL_TASK_QUEUE: `tidepool-secrets-${randomBytes(4).toString('hex')}`,
+        ...withCanaries(),
         TIDEPOOL_AGENT_SOCKET: socketPath,
         TIDEPOOL_SPOOL_DIR: path.join(dir, 'spool'),
         TIDEPOOL_ADD_TIMEOUT: '1s',
