@@ -71,6 +71,25 @@ export class TidepoolMetrics {
     registers: [this.registry],
   });
 
+  readonly rerecorded = new Counter({
+    name: 'tidepool_unrecorded_ips_recorded_total',
+    help: 'IPs that live pods held with no record in their pool, recorded again: when a pool object appeared (source Reconciliation) or by a sweep (source Sweep).',
+    labelNames: ['pool', 'source'] as const,
+    registers: [this.registry],
+  });
+  readonly sweepUnrecorded = new Gauge({
+    name: 'tidepool_gc_sweep_unrecorded',
+    help: 'IPs the last sweep found held by a live pod with no record in their pool, by pool.',
+    labelNames: ['pool'] as const,
+    registers: [this.registry],
+  });
+  readonly ipConflicts = new Gauge({
+    name: 'tidepool_ip_conflicts',
+    help: 'IPs that two or more live pods hold at once, by pool, as the last sweep (or a pool reconciliation) found them. Never reclaimed automatically: alert on any.',
+    labelNames: ['pool'] as const,
+    registers: [this.registry],
+  });
+
   /** Per-pool capacity, allocated and free, computed from `pools()` at every scrape. */
   watchPools(pools: () => readonly IPPool[]): void {
     const gauge = (name: string, help: string, value: (pool: IPPool) => number) =>

@@ -31,6 +31,8 @@ export const stackConfig = {
     temporalMetrics: port('TIDEPOOL_TEMPORAL_METRICS_PORT', 7244),
     /** The stack-run Tidepool worker's /metrics (TIDEPOOL_METRICS_PORT of the worker). */
     workerMetrics: port('TIDEPOOL_WORKER_METRICS_PORT', 9464),
+    /** The stack-run admission webhook (HTTPS, the stack's serving certificate). */
+    webhook: port('TIDEPOOL_STACK_WEBHOOK_PORT', 9443),
   },
   /** How long the node-lifecycle controller waits for a heartbeat before it marks a node NotReady. */
   nodeMonitorGracePeriod: process.env.TIDEPOOL_NODE_MONITOR_GRACE_PERIOD ?? '20s',

@@ -11,6 +11,7 @@ import { devServerSearchAttributeArgs, ensureSearchAttributes } from '../src/tem
 import { stackConfig, stackPaths, type StackConfig, type StackPaths } from './config.ts';
 import { ensurePki } from './pki.ts';
 import { logFile, runningPid, startProcess, stopProcess, waitReady, type ProcessSpec } from './processes.ts';
+import { registerStackWebhook, stackWebhookUrl, unregisterStackWebhook } from './webhook.ts';
 
 /** What `up` writes to stack.json for tests, benchmarks and tools. */
 export interface StackInfo {
@@ -21,8 +22,9 @@ export interface StackInfo {
   temporalNamespace: string;
   temporalUi: string;
   dir: string;
-  /** Present when `up` started Tidepool's worker and node agent too. */
+  /** Present when `up` started Tidepool's webhook, worker and node agent too. */
   agentSocket?: string;
+  webhook?: string;
 }
 
 /** The controllers kube-controller-manager runs. No node-ipam-controller: Tidepool is the IPAM. */
@@ -42,7 +44,7 @@ export const CONTROLLERS = [
   'root-ca-certificate-publisher-controller',
 ];
 
-export const COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'temporal', 'tidepool-worker', 'tidepool-agent'] as const;
+export const COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'temporal', 'tidepool-webhook', 'tidepool-worker', 'tidepool-agent'] as const;
 export type ComponentName = (typeof COMPONENTS)[number];
 
 /** A Temporal server the stack does not run itself (e.g. a container started by testcontainers). */
@@ -142,8 +144,8 @@ function localComponents(config: StackConfig, paths: StackPaths): ProcessSpec[] 
 }
 
 /**
- * Tidepool itself on the stack: the worker and one node agent, run from source with the project's Node.js.
- * `workerEnv` adds to the worker's environment (reclaim settings, say).
+ * Tidepool itself on the stack: the admission webhook, the worker and one node agent, run from source with the
+ * project's Node.js. `workerEnv` adds to the worker's environment (reclaim settings, say).
  */
 function tidepoolComponents(
   config: StackConfig,
@@ -157,6 +159,19 @@ function tidepoolComponents(
     KUBECONFIG: paths.kubeconfig,
   };
   return [
+    {
+      name: 'tidepool-webhook',
+      command: process.execPath,
+      args: [path.join(config.root, 'src', 'webhook', 'main.ts')],
+      match: 'webhook/main.ts',
+      env: {
+        KUBECONFIG: paths.kubeconfig,
+        TIDEPOOL_WEBHOOK_HOST: config.host,
+        TIDEPOOL_WEBHOOK_PORT: String(config.ports.webhook),
+        TIDEPOOL_WEBHOOK_CERT_FILE: paths.servingCert,
+        TIDEPOOL_WEBHOOK_KEY_FILE: paths.servingKey,
+      },
+    },
     {
       name: 'tidepool-worker',
       command: process.execPath,
@@ -292,16 +307,19 @@ function readinessChecks(config: StackConfig, paths: StackPaths, temporalAddress
     },
     temporal: { check: () => temporalReady(config, temporalAddress), timeoutMs: 60_000 },
     'tidepool-worker': {
-      check: () => workerPolling(config, temporalAddress, runningPid(paths, tidepoolComponents(config, paths)[0]!)),
+      check: () => workerPolling(config, temporalAddress, runningPid(paths, tidepoolComponents(config, paths).find((spec) => spec.name === 'tidepool-worker')!)),
       timeoutMs: 120_000,
     },
     'tidepool-agent': { check: async () => (await unixSocketStatus(paths.agentSocket, '/healthz')) === 200, timeoutMs: 30_000 },
+    // Any HTTP answer means it serves TLS with the stack's certificate (a GET is no AdmissionReview: 400).
+    'tidepool-webhook': { check: async () => (await httpsStatus(`${stackWebhookUrl(config)}/validate`, ca)) > 0, timeoutMs: 30_000 },
   };
 }
 
 type Log = (line: string) => void;
 
 async function startAndWait(
+  config: StackConfig,
   paths: StackPaths,
   spec: ProcessSpec,
   check: () => Promise<boolean>,
@@ -316,7 +334,18 @@ async function startAndWait(
     startProcess(paths, spec);
   }
   await waitReady(paths, spec, check, timeoutMs);
+  if (spec.name === 'tidepool-webhook') {
+    await registerStackWebhook(stackKubeConfig(paths), config, paths);
+    log(`${spec.name}: ready, registered for IPPools and ReservedIPs (failurePolicy Fail, as the chart)`);
+    return;
+  }
   log(`${spec.name}: ready`);
+}
+
+function stackKubeConfig(paths: StackPaths): KubeConfig {
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(paths.kubeconfig);
+  return kubeConfig;
 }
 
 /**
@@ -342,7 +371,7 @@ export async function up(
   const readiness = readinessChecks(config, paths, temporalAddress);
   for (const spec of components(config, paths, options.externalTemporal)) {
     const { check, timeoutMs } = readiness[spec.name as ComponentName];
-    await startAndWait(paths, spec, check, timeoutMs, log);
+    await startAndWait(config, paths, spec, check, timeoutMs, log);
   }
 
   if (options.externalTemporal) {
@@ -360,8 +389,7 @@ export async function up(
     await connection.close();
   }
 
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromFile(paths.kubeconfig);
+  const kubeConfig = stackKubeConfig(paths);
   const crds = readManifests(config.crdDir);
   await applyManifests(kubeConfig, crds);
   await waitForCrdsEstablished(kubeConfig, crds.map((crd) => crd.metadata!.name!));
@@ -370,7 +398,7 @@ export async function up(
   if (options.tidepool) {
     for (const spec of tidepoolComponents(config, paths, temporalAddress, options.workerEnv)) {
       const { check, timeoutMs } = readiness[spec.name as ComponentName];
-      await startAndWait(paths, spec, check, timeoutMs, log);
+      await startAndWait(config, paths, spec, check, timeoutMs, log);
     }
   }
 
@@ -382,7 +410,7 @@ export async function up(
     temporalNamespace: config.temporalNamespace,
     temporalUi: options.externalTemporal?.ui ?? `http://${config.host}:${config.ports.temporalUi}`,
     dir: paths.dir,
-    ...(options.tidepool ? { agentSocket: paths.agentSocket } : {}),
+    ...(options.tidepool ? { agentSocket: paths.agentSocket, webhook: stackWebhookUrl(config) } : {}),
   };
   writeFileSync(paths.info, `${JSON.stringify(info, null, 2)}\n`);
   return info;
@@ -392,9 +420,22 @@ export async function up(
 export async function down(config: StackConfig = stackConfig, log: Log = () => {}): Promise<void> {
   const paths = stackPaths(config);
   for (const spec of [...components(config, paths), ...tidepoolComponents(config, paths)].reverse()) {
+    if (spec.name === 'tidepool-webhook') await unregisterWebhookIfServed(config, paths, log);
     if (await stopProcess(paths, spec)) log(`${spec.name}: stopped`);
   }
   rmSync(paths.info, { force: true });
+}
+
+/**
+ * With failurePolicy Fail, a registration whose webhook is gone refuses every IPPool write: it goes before the
+ * process does. Skipped when the API server is not running (the registration then waits for the next `up`,
+ * which starts the webhook before anything writes a pool).
+ */
+async function unregisterWebhookIfServed(config: StackConfig, paths: StackPaths, log: Log): Promise<void> {
+  const apiServer = localComponents(config, paths).find((spec) => spec.name === 'kube-apiserver')!;
+  if (runningPid(paths, apiServer) === undefined || !existsSync(paths.kubeconfig)) return;
+  await unregisterStackWebhook(stackKubeConfig(paths));
+  log('tidepool-webhook: registration removed');
 }
 
 /** `down`, then removes the stack's data (etcd on tmpfs, the Temporal SQLite file, logs); keeps the PKI. */
@@ -439,6 +480,7 @@ export function readStackInfo(config: StackConfig = stackConfig): StackInfo | un
 export async function stopComponent(name: ComponentName, signal: 'SIGTERM' | 'SIGKILL', config: StackConfig = stackConfig): Promise<boolean> {
   const paths = stackPaths(config);
   const spec = [...localComponents(config, paths), ...tidepoolComponents(config, paths)].find((candidate) => candidate.name === name)!;
+  if (name === 'tidepool-webhook') await unregisterWebhookIfServed(config, paths, () => {});
   return stopProcess(paths, spec, 10_000, signal);
 }
 
@@ -458,5 +500,5 @@ export async function startComponent(
     (candidate) => candidate.name === name,
   )!;
   const { check, timeoutMs } = readinessChecks(config, paths, temporalAddress)[name];
-  await startAndWait(paths, spec, check, timeoutMs, log);
+  await startAndWait(config, paths, spec, check, timeoutMs, log);
 }

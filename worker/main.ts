@@ -39,6 +39,7 @@ async function main(): Promise<void> {
       taskQueue: config.taskQueue,
       shutdownGraceMs: config.shutdownGraceMs,
       onCacheError: (error) => logger.warn('watch failed; restarting it', { error: error.message }),
+      log: (level, message, fields) => logger[level](message, fields),
     });
     const metricsServer = await serveMetrics(metrics, config.metricsHost, config.metricsPort);
     const controller = createController({ kubeConfig, client, taskQueue: config.taskQueue, log: (level, message, fields) => logger[level](message, fields) });

@@ -4,7 +4,8 @@ import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../src/activities/index.ts';
 import { createSweepActivities } from '../src/activities/sweep.ts';
 import { createPoolDeletionActivities } from '../src/activities/pool-deletion.ts';
-import { PoolWriter } from '../src/activities/pool-writer.ts';
+import { apiHolderSource } from '../src/activities/holders.ts';
+import { PoolWriter, type Reconciliation } from '../src/activities/pool-writer.ts';
 import type { ReclaimSettings } from '../src/gc/config.ts';
 import { ClusterCache } from '../src/k8s/cache.ts';
 import { TidepoolClient } from '../src/k8s/client.ts';
@@ -21,6 +22,7 @@ export interface TidepoolWorkerOptions {
   shutdownGraceMs: number;
   taskQueue?: string;
   onCacheError?: (error: Error) => void;
+  log?: (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 }
 
 export interface TidepoolWorker {
@@ -34,10 +36,29 @@ export interface TidepoolWorker {
 /** The Tidepool worker: the lifecycle workflows and their activities on task queue `tidepool`. */
 export async function createTidepoolWorker(options: TidepoolWorkerOptions): Promise<TidepoolWorker> {
   const metrics = new TidepoolMetrics();
-  const writer = new PoolWriter(new TidepoolClient(options.kubeConfig), { cooldownMs: options.settings.reuseCooldownMs }, (batch) => {
-    metrics.poolWrites.inc({ pool: batch.pool });
-    if (batch.conflicts > 0) metrics.conflictRetries.inc({ pool: batch.pool }, batch.conflicts);
-  });
+  const log = options.log ?? (() => {});
+  const reconciled = (pool: string, reconciliation: Reconciliation) => {
+    metrics.rerecorded.inc({ pool, source: 'Reconciliation' }, reconciliation.recorded.length);
+    metrics.ipConflicts.set({ pool }, reconciliation.conflicts.length);
+    log('info', 'pool reconciled with the IPs live pods hold before serving allocations', {
+      pool,
+      poolUID: reconciliation.poolUID,
+      recorded: reconciliation.recorded.map((h) => `${h.ip} (${h.pod}, from ${h.source})`),
+    });
+    for (const conflict of reconciliation.conflicts) {
+      log('error', 'one IP is held by more than one live pod', { pool, ip: conflict.ip, holders: conflict.holders.map((h) => `${h.pod} (${h.podUID})`) });
+    }
+  };
+  const writer = new PoolWriter(
+    new TidepoolClient(options.kubeConfig),
+    apiHolderSource(options.kubeConfig),
+    { cooldownMs: options.settings.reuseCooldownMs },
+    (batch) => {
+      metrics.poolWrites.inc({ pool: batch.pool });
+      if (batch.conflicts > 0) metrics.conflictRetries.inc({ pool: batch.pool }, batch.conflicts);
+      if (batch.reconciliation) reconciled(batch.pool, batch.reconciliation);
+    },
+  );
   const taskQueue = options.taskQueue ?? TASK_QUEUE;
   const cache = new ClusterCache(options.kubeConfig, options.onCacheError);
   await cache.start();
@@ -49,7 +70,7 @@ export async function createTidepoolWorker(options: TidepoolWorkerOptions): Prom
     workflowsPath: WORKFLOWS_PATH,
     activities: {
       ...createActivities({ kubeConfig: options.kubeConfig, writer, cache, gc: options.settings.gc, metrics }),
-      ...createSweepActivities({ kubeConfig: options.kubeConfig, gc: options.settings.gc, taskQueue, metrics }),
+      ...createSweepActivities({ kubeConfig: options.kubeConfig, gc: options.settings.gc, taskQueue, metrics, writer }),
       ...createPoolDeletionActivities({ kubeConfig: options.kubeConfig }),
     },
     // In-flight allocations finish before a rolling update stops the worker.

@@ -3,24 +3,36 @@ import type { TidepoolClient } from '../k8s/client.ts';
 import { KubeApiError } from '../k8s/errors.ts';
 import type { IPPool, IPPoolStatus } from '../k8s/types.ts';
 import { poolAddresses, type PoolAddresses } from '../ipam/pool.ts';
+import { poolHoldings, type Holder, type IPConflict } from '../ipam/holders.ts';
 import type { IPSet } from '../ipam/ranges.ts';
 import {
   allocateInStatus,
+  needsReconciliation,
+  reconcileStatus,
+  recordInStatus,
   releaseInStatus,
   type AllocationOutcome,
   type AllocationRequest,
+  type RecordOutcome,
   type ReleaseOutcome,
 } from '../ipam/status.ts';
+import type { HolderSource } from './holders.ts';
 
 type Operation =
   | { kind: 'allocate'; request: AllocationRequest; reserved: IPSet }
-  | { kind: 'release'; ip: string; podUID: string; containerID?: string };
+  | { kind: 'release'; ip: string; podUID: string; containerID?: string }
+  | { kind: 'record'; holder: Holder };
 
-type OutcomeOf<O extends Operation> = O extends { kind: 'allocate' } ? AllocationOutcome : ReleaseOutcome;
+type Outcome = AllocationOutcome | ReleaseOutcome | RecordOutcome;
+type OutcomeOf<O extends Operation> = O extends { kind: 'allocate' }
+  ? AllocationOutcome
+  : O extends { kind: 'release' }
+    ? ReleaseOutcome
+    : RecordOutcome;
 
 interface Pending {
   operation: Operation;
-  resolve: (outcome: AllocationOutcome | ReleaseOutcome) => void;
+  resolve: (outcome: Outcome) => void;
   reject: (error: Error) => void;
 }
 
@@ -42,6 +54,15 @@ export interface BatchReport {
   pool: string;
   operations: number;
   conflicts: number;
+  /** Present when this write reconciled a pool object that had just appeared. */
+  reconciliation?: Reconciliation;
+}
+
+/** A pool object's first write: the live holders it re-recorded, and the IPs two live pods hold. */
+export interface Reconciliation {
+  poolUID: string;
+  recorded: Holder[];
+  conflicts: IPConflict[];
 }
 
 export class PoolNotFoundError extends Error {
@@ -63,11 +84,17 @@ export class PoolWriter {
   /** The pool as this process last wrote it: a write based on it fails with 409 if anyone changed it since. */
   private readonly lastWritten = new Map<string, IPPool>();
   private readonly client: TidepoolClient;
+  private readonly holders: HolderSource;
   private readonly options: Required<PoolWriterOptions>;
   private readonly onBatch: (report: BatchReport) => void;
 
-  constructor(client: TidepoolClient, options: PoolWriterOptions, onBatch: (report: BatchReport) => void = () => {}) {
+  /**
+   * `holders` is read once for each pool object that has not been reconciled yet (see `reconcileStatus`):
+   * before a pool that appeared serves anyone, its status is rebuilt from the IPs live pods still hold.
+   */
+  constructor(client: TidepoolClient, holders: HolderSource, options: PoolWriterOptions, onBatch: (report: BatchReport) => void = () => {}) {
     this.client = client;
+    this.holders = holders;
     this.options = { maxAttempts: 20, now: () => new Date(), ...options };
     this.onBatch = onBatch;
   }
@@ -78,6 +105,11 @@ export class PoolWriter {
 
   release(pool: string, ip: string, podUID: string, containerID?: string): Promise<ReleaseOutcome> {
     return this.submit(pool, { kind: 'release', ip, podUID, ...(containerID ? { containerID } : {}) });
+  }
+
+  /** Records an IP that a live pod holds and the pool lost, unless a record names it by now. */
+  record(pool: string, holder: Holder): Promise<RecordOutcome> {
+    return this.submit(pool, { kind: 'record', holder });
   }
 
   private submit<O extends Operation>(pool: string, operation: O): Promise<OutcomeOf<O>> {
@@ -116,9 +148,20 @@ export class PoolWriter {
   private async commit(pool: string, batch: Pending[]): Promise<void> {
     let current = this.lastWritten.get(pool) ?? (await this.read(pool));
     let conflicts = 0;
+    let holders: Awaited<ReturnType<HolderSource['read']>> | undefined;
     for (let attempt = 1; ; attempt++) {
       const addresses = poolAddresses(pool, current.spec);
-      const { status, outcomes } = this.apply(current, addresses, batch);
+      let reconciliation: Reconciliation | undefined;
+      let base = current;
+      if (needsReconciliation(current)) {
+        holders ??= await this.holders.read();
+        const holdings = poolHoldings(current, addresses, holders.holders, holders.liveUIDs);
+        const options = { now: this.options.now().toISOString(), cooldownMs: this.options.cooldownMs };
+        const { status, recorded } = reconcileStatus(current, addresses, holdings.unrecorded, options);
+        base = { ...current, status };
+        reconciliation = { poolUID: current.metadata.uid ?? '', recorded, conflicts: holdings.conflicts };
+      }
+      const { status, outcomes } = this.apply(base, addresses, batch);
       try {
         if (JSON.stringify(status) !== JSON.stringify(current.status ?? {})) {
           current = await this.client.replacePoolStatus({ ...current, status });
@@ -127,7 +170,7 @@ export class PoolWriter {
         this.lastWritten.set(pool, current);
         this.stats.operations += batch.length;
         batch.forEach((pending, i) => pending.resolve(outcomes[i]!));
-        this.onBatch({ pool, operations: batch.length, conflicts });
+        this.onBatch({ pool, operations: batch.length, conflicts, ...(reconciliation ? { reconciliation } : {}) });
         return;
       } catch (error) {
         this.lastWritten.delete(pool);
@@ -144,14 +187,16 @@ export class PoolWriter {
     pool: IPPool,
     addresses: PoolAddresses,
     batch: Pending[],
-  ): { status: IPPoolStatus; outcomes: (AllocationOutcome | ReleaseOutcome)[] } {
+  ): { status: IPPoolStatus; outcomes: Outcome[] } {
     const options = { now: this.options.now().toISOString(), cooldownMs: this.options.cooldownMs };
     let current = pool;
     const outcomes = batch.map(({ operation }) => {
       const result =
         operation.kind === 'allocate'
           ? allocateInStatus(current, addresses, operation.reserved, operation.request, options)
-          : releaseInStatus(current, addresses, operation, options);
+          : operation.kind === 'release'
+            ? releaseInStatus(current, addresses, operation, options)
+            : recordInStatus(current, addresses, operation.holder, options);
       current = { ...current, status: result.status };
       return result.outcome;
     });

@@ -1,9 +1,14 @@
-import { heartbeat, getClient } from '@temporalio/activity';
-import type { KubeConfig } from '@kubernetes/client-node';
-import type { ReclaimGroup, SweepReport } from '../gc/plan.ts';
+import { heartbeat, getClient, log } from '@temporalio/activity';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { livePod } from '../gc/facts.ts';
+import type { ReclaimGroup, SweepReport, UnrecordedIP } from '../gc/plan.ts';
 import { judgeCluster } from '../gc/snapshot.ts';
 import type { GcConfig } from '../gc/verdict.ts';
+import type { IPConflict } from '../ipam/holders.ts';
 import { TidepoolClient } from '../k8s/client.ts';
+import { kubeGetOptional } from '../k8s/errors.ts';
+import { EventRecorder } from '../k8s/events.ts';
+import { PoolNotFoundError, type PoolWriter } from './pool-writer.ts';
 import type { TidepoolMetrics } from '../metrics.ts';
 import { podLifecycleWorkflowId, TidepoolPod, TidepoolPodUID, TidepoolState } from '../temporal/names.ts';
 import { reclaimSignal, type ReclaimRequest } from '../workflows/definitions.ts';
@@ -16,13 +21,33 @@ export function createSweepActivities({
   gc,
   taskQueue,
   metrics,
+  writer,
 }: {
   kubeConfig: KubeConfig;
   gc: GcConfig;
   taskQueue: string;
   metrics: TidepoolMetrics;
+  writer: PoolWriter;
 }) {
   const tidepool = new TidepoolClient(kubeConfig);
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const events = new EventRecorder(kubeConfig);
+
+  /** Whether the holder still holds the IP by a live read: its pod live and not terminating, and its claim still there. */
+  async function stillHolds(holder: UnrecordedIP): Promise<boolean> {
+    const [namespace = '', name = ''] = holder.pod.split('/');
+    const pod = await kubeGetOptional(`get pod ${holder.pod}`, () => core.readNamespacedPod({ namespace, name }));
+    if (!pod) return false;
+    const live = livePod(pod);
+    if (live.uid !== holder.podUID || live.terminating || live.finished) return false;
+    if (holder.source === 'podIPs') return live.podIPs.includes(holder.ip);
+    const endpoint = await tidepool.getPodEndpoint(namespace, name);
+    return (
+      endpoint?.status.podUID === holder.podUID &&
+      !endpoint.metadata.deletionTimestamp &&
+      endpoint.status.ips.some((e) => e.pool === holder.pool && e.address.split('/')[0] === holder.ip)
+    );
+  }
 
   /** Whether a pool record or the PodEndpoint of the group's pod UID still exists. */
   async function stillHeld(group: ReclaimGroup): Promise<boolean> {
@@ -42,7 +67,53 @@ export function createSweepActivities({
       stopTimer();
       metrics.sweepCandidates.reset();
       for (const [reason, count] of Object.entries(report.reclaimed)) metrics.sweepCandidates.set({ reason }, count);
+      metrics.sweepUnrecorded.reset();
+      for (const ip of report.unrecorded) metrics.sweepUnrecorded.inc({ pool: ip.pool });
+      metrics.ipConflicts.reset();
+      for (const conflict of report.conflicts) {
+        metrics.ipConflicts.inc({ pool: conflict.pool });
+        log.error('one IP is held by more than one live pod', { pool: conflict.pool, ip: conflict.ip, holders: conflict.holders.map((h) => `${h.pod} (${h.podUID})`) });
+      }
       return report;
+    },
+
+    /**
+     * Records again each IP that a live pod holds and its pool lost, after a live read confirms the claim (a
+     * release may have run since the plan was read). Returns how many were recorded.
+     */
+    async recordUnrecorded(unrecorded: UnrecordedIP[]): Promise<number> {
+      let recorded = 0;
+      for (const holder of unrecorded) {
+        heartbeat();
+        if (!(await stillHolds(holder))) continue;
+        const outcome = await writer.record(holder.pool, holder).catch((error: unknown) => {
+          if (error instanceof PoolNotFoundError) return undefined;
+          throw error;
+        });
+        if (outcome?.kind !== 'recorded') continue;
+        recorded++;
+        metrics.rerecorded.inc({ pool: holder.pool, source: 'Sweep' });
+        log.warn('recorded an IP that a live pod held with no record in its pool', { pool: holder.pool, ip: holder.ip, pod: holder.pod, from: holder.source });
+      }
+      return recorded;
+    },
+
+    /** A Warning Event on every pod of each conflict: two live pods hold one IP, and no one releases either. */
+    async reportConflicts(conflicts: IPConflict[]): Promise<void> {
+      for (const conflict of conflicts) {
+        const names = conflict.holders.map((h) => h.pod).join(', ');
+        for (const holder of conflict.holders) {
+          const [namespace = '', name = ''] = holder.pod.split('/');
+          await events.record({
+            regarding: { apiVersion: 'v1', kind: 'Pod', namespace, name, uid: holder.podUID },
+            type: 'Warning',
+            reason: 'DuplicateIP',
+            action: 'Sweep',
+            note: `IP ${conflict.ip} of IPPool ${conflict.pool} is held by more than one live pod: ${names}. Tidepool releases neither; delete the pod that must not have it.`,
+          });
+        }
+        heartbeat();
+      }
     },
 
     /**

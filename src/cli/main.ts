@@ -16,7 +16,7 @@ import { stateQuery, type LifecycleSnapshot } from '../workflows/definitions.ts'
 import { countsText, table } from './format.ts';
 
 const USAGE = `usage:
-  tidepool status [--pool NAME] [-a] [-o json]   pools: total, allocated, free, reserved, zombie candidates; -a: every IP
+  tidepool status [--pool NAME] [-a] [-o json]   pools: total, allocated, free, reserved, zombie candidates, unrecorded, conflicts; -a: every IP
   tidepool gc [--dry-run] [-o json]              run a GC sweep (through the tidepool-gc Schedule) and print its report
   tidepool history IP|NAMESPACE/POD [-o json]    every lifecycle that held the IP or pod, with times and reasons
 environment: KUBECONFIG, TEMPORAL_ADDRESS (127.0.0.1:7233), TEMPORAL_NAMESPACE (default), TEMPORAL_TLS*, TEMPORAL_API_KEY, TIDEPOOL_TASK_QUEUE (tidepool), TIDEPOOL_CONFIG
@@ -58,6 +58,8 @@ async function status(options: { pool?: string; all: boolean; json: boolean }): 
     const reservedCount = addresses.allocatable.intersect(reserved[poolFamily(pool.spec)]).size();
     const allocated = Object.keys(records).length;
     const candidates = Object.keys(records).filter((ip) => zombies.has(`${pool.metadata.name}/${ip}`)).length;
+    const unrecorded = plan.unrecorded.filter((u) => u.pool === pool.metadata.name);
+    const conflicts = plan.conflicts.filter((c) => c.pool === pool.metadata.name);
     const free = addresses.allocatable.subtract(reserved[addresses.family]).subtract(ipSetOf(addresses.family, Object.keys(records))).size();
     return {
       pool: pool.metadata.name,
@@ -67,26 +69,31 @@ async function status(options: { pool?: string; all: boolean; json: boolean }): 
       free: free.toString(),
       reserved: reservedCount.toString(),
       zombieCandidates: candidates,
+      unrecorded: unrecorded.length,
+      conflicts: conflicts.length,
       ...(pool.metadata.deletionTimestamp ? { terminating: true } : {}),
       ...(options.all
         ? {
             ips: Object.entries(records)
               .sort(([a], [b]) => (parseIP(a).value < parseIP(b).value ? -1 : 1))
               .map(([ip, record]) => ({ ip, ...record, verdict: zombies.get(`${pool.metadata.name}/${ip}`) ?? 'keep' })),
+            unrecordedIPs: unrecorded,
+            conflictIPs: conflicts,
           }
         : {}),
     };
   });
   const lines = [
     table(
-      ['POOL', 'SUBNET', 'TOTAL', 'ALLOCATED', 'FREE', 'RESERVED', 'ZOMBIE CANDIDATES'],
-      summary.map((s) => [s.pool + (s.terminating ? ' (terminating)' : ''), s.subnet, s.total, s.allocated, s.free, s.reserved, s.zombieCandidates]),
+      ['POOL', 'SUBNET', 'TOTAL', 'ALLOCATED', 'FREE', 'RESERVED', 'ZOMBIE CANDIDATES', 'UNRECORDED', 'CONFLICTS'],
+      summary.map((s) => [s.pool + (s.terminating ? ' (terminating)' : ''), s.subnet, s.total, s.allocated, s.free, s.reserved, s.zombieCandidates, s.unrecorded, s.conflicts]),
     ),
   ];
   if (options.all) {
     for (const s of summary) {
       lines.push('', `${s.pool}:`, table(['IP', 'POD', 'POD UID', 'NODE', 'INTERFACE', 'ALLOCATED AT', 'VERDICT'],
         (s.ips ?? []).map((i) => [i.ip, i.pod, i.podUID, i.node ?? '', i.interface ?? '', i.allocatedAt ?? '', i.verdict])));
+      lines.push(...unrecordedLines({ unrecorded: s.unrecordedIPs ?? [] }), ...conflictLines({ conflicts: s.conflictIPs ?? [] }));
     }
   }
   print(options.json, summary, lines.join('\n'));
@@ -125,12 +132,26 @@ async function gc(options: { dryRun: boolean; json: boolean }): Promise<number> 
       `${report.dryRun ? 'would reclaim' : 'reclaimed '} ${countsText(report.reclaimed)}`,
       `waiting    ${countsText(report.waiting)}`,
       `kept       ${countsText(report.kept)}`,
+      `${report.dryRun ? 'would record' : 'recorded  '} ${report.unrecorded.length} unrecorded (held by a live pod, recorded in no pool)`,
+      `conflicts  ${report.conflicts.length} (IPs held by more than one live pod; never released by a sweep)`,
       ...(report.reclaims.length > 0
         ? ['', table(['POD', 'POD UID', 'REASON', 'IPS'], report.reclaims.map((r) => [`${r.namespace}/${r.pod}`, r.podUID, r.reason, r.ips.map((i) => `${i.ip} (${i.pool})`).join(', ')]))]
         : []),
+      ...unrecordedLines(report),
+      ...conflictLines(report),
     ].join('\n'),
   );
   return EXIT.ok;
+}
+
+function unrecordedLines(report: Pick<SweepReport, 'unrecorded'>): string[] {
+  if (report.unrecorded.length === 0) return [];
+  return ['', 'unrecorded:', table(['IP', 'POOL', 'POD', 'POD UID', 'INTERFACE', 'FROM'], report.unrecorded.map((u) => [u.ip, u.pool, u.pod, u.podUID, u.interface, u.source]))];
+}
+
+function conflictLines(report: Pick<SweepReport, 'conflicts'>): string[] {
+  if (report.conflicts.length === 0) return [];
+  return ['', 'conflicts:', table(['IP', 'POOL', 'PODS'], report.conflicts.map((c) => [c.ip, c.pool, c.holders.map((h) => `${h.pod} (${h.podUID})`).join(', ')]))];
 }
 
 async function history(subject: string, json: boolean): Promise<number> {

@@ -12,7 +12,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { nodeFacts } from '../gc/facts.ts';
 import { heldReservedIPs } from '../ipam/reserved.ts';
 import { TidepoolClient } from '../k8s/client.ts';
-import { GROUP, VERSION, type IPPool, type PodEndpoint, type ReservedIP } from '../k8s/types.ts';
+import { GROUP, IP_PROTECTION_FINALIZER, VERSION, type IPPool, type PodEndpoint, type ReservedIP } from '../k8s/types.ts';
 import { KubeApiError } from '../k8s/errors.ts';
 import { restartOnError, type Watched } from '../k8s/watch.ts';
 import { podLifecycleWorkflowId, poolDeletionWorkflowId, TASK_QUEUE } from '../temporal/names.ts';
@@ -20,6 +20,8 @@ import { podEventSignal, poolReleasedSignal, type PodEvent } from '../workflows/
 import type { poolDeletion } from '../workflows/pool-deletion.ts';
 
 const HELD_IPS_SYNC_DELAY_MS = 300;
+/** How often every pool is looked at again, for a finalizer someone removed without the watch telling us. */
+const POOL_RESYNC_MS = 30_000;
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;
@@ -34,8 +36,9 @@ export interface ControllerOptions {
  * terminating, a pod Succeeded or Failed, a node gone NotReady under terminating pods. It holds no timers: each
  * lifecycle judges its pod at the signalled time on a durable timer, and waits on its own for grace periods.
  * Only pods with a PodEndpoint are signalled. It also starts the pool-deletion workflow of a terminating IPPool
- * and keeps ReservedIPs' status.heldIPs current. Signals and status writes are idempotent, so two controllers
- * may run at once.
+ * and keeps ReservedIPs' status.heldIPs current. It owns the ip-protection finalizer of every IPPool (the
+ * mutating webhook adds it too, when it runs): without it, `kubectl delete` would remove a pool at once, under
+ * the pods that hold its IPs. Signals and writes are idempotent, so two controllers may run at once.
  */
 export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, log = () => {} }: ControllerOptions) {
   const core = kubeConfig.makeApiClient(CoreV1Api);
@@ -88,8 +91,28 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, l
     if (phase === 'Succeeded' || phase === 'Failed') void signal(pod, 'finished', Date.now());
   }
 
+  /** Adds the ip-protection finalizer to a pool that lacks it and is not being deleted. */
+  const protecting = new Set<string>();
+  async function protect(pool: IPPool): Promise<void> {
+    const name = pool.metadata.name;
+    if (pool.metadata.deletionTimestamp || (pool.metadata.finalizers ?? []).includes(IP_PROTECTION_FINALIZER) || protecting.has(name)) return;
+    protecting.add(name);
+    try {
+      await tidepool.replacePool({ ...pool, metadata: { ...pool.metadata, finalizers: [...(pool.metadata.finalizers ?? []), IP_PROTECTION_FINALIZER] } });
+      log('info', 'added the ip-protection finalizer to a pool', { pool: name });
+    } catch (error) {
+      // A conflict or a deletion is followed by a watch event that decides again.
+      if (!(error instanceof KubeApiError && (error.conflict || error.notFound))) {
+        log('warn', 'could not add the ip-protection finalizer to a pool; the next resync tries again', { pool: name, error: (error as Error).message });
+      }
+    } finally {
+      protecting.delete(name);
+    }
+  }
+
   /** A terminating pool: start its pool-deletion workflow, or tell the running one to look again. */
   const onPool = (pool: IPPool) => {
+    void protect(pool);
     if (!pool.metadata.deletionTimestamp) return;
     const name = pool.metadata.name;
     client.workflow
@@ -158,14 +181,18 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, l
     restartOnError(informer, () => stopped, (error) => log('warn', 'watch failed; restarting it', { error: error.message }));
   }
 
+  let resync: NodeJS.Timeout | undefined;
+
   return {
     /** Starts watching; resolves once every watch holds its first list. PodEndpoints are listed first. */
     async start(): Promise<void> {
       await endpoints.start();
       await Promise.all([pods.start(), nodes.start(), ippools.start(), reservations.start()]);
+      resync = setInterval(() => ippools.list().forEach((pool) => void protect(pool)), POOL_RESYNC_MS);
     },
     async stop(): Promise<void> {
       stopped = true;
+      clearInterval(resync);
       clearTimeout(heldSync);
       await Promise.all(informers.map((informer) => informer.stop()));
     },

@@ -1,4 +1,5 @@
 import type { V1Node, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
+import type { LivePod } from '../ipam/holders.ts';
 import type { NodeFacts, PodFacts, StatefulSetFacts } from './verdict.ts';
 
 const PHASES = new Set(['Pending', 'Running', 'Succeeded', 'Failed']);
@@ -47,4 +48,17 @@ export function statefulSetFacts(name: string, set: V1StatefulSet | undefined): 
 export function statefulSetOwner(pod: V1Pod | undefined): string | undefined {
   const owner = pod?.metadata?.ownerReferences?.find((ref) => ref.controller && ref.kind === 'StatefulSet');
   return owner?.name;
+}
+
+/** What the holders of IPs (src/ipam/holders.ts) need to know about a pod. */
+export function livePod(pod: V1Pod): LivePod {
+  const phase = pod.status?.phase;
+  return {
+    pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`,
+    uid: pod.metadata?.uid ?? '',
+    ...(pod.spec?.nodeName ? { node: pod.spec.nodeName } : {}),
+    podIPs: (pod.status?.podIPs ?? []).map((p) => p.ip).filter((ip): ip is string => Boolean(ip)),
+    terminating: Boolean(pod.metadata?.deletionTimestamp),
+    finished: phase === 'Succeeded' || phase === 'Failed',
+  };
 }

@@ -1,3 +1,5 @@
+import { liveHolders, poolHoldings, type Holder, type IPConflict, type LivePod } from '../ipam/holders.ts';
+import { poolAddresses } from '../ipam/pool.ts';
 import type { IPPool, PodEndpoint } from '../k8s/types.ts';
 import { statefulSetOrdinal, verdict, type GcConfig, type NodeFacts, type PodFacts, type StatefulSetFacts, type Verdict } from './verdict.ts';
 
@@ -9,7 +11,12 @@ export interface ClusterSnapshot {
   /** By `namespace/name`. */
   statefulSets: Map<string, StatefulSetFacts>;
   endpoints: PodEndpoint[];
+  /** Every pod of the list, as the holders of IPs see it. */
+  livePods: LivePod[];
 }
+
+/** An IP a live pod holds (by its PodEndpoint or `status.podIPs`) that its pool does not record. */
+export type UnrecordedIP = Holder & { pool: string };
 
 export interface ReclaimGroup {
   namespace: string;
@@ -27,6 +34,10 @@ export interface SweepReport {
   reclaimed: Record<string, number>;
   /** What was (or, in a dry run, would be) reclaimed. */
   reclaims: ReclaimGroup[];
+  /** IPs live pods hold that no pool records: recorded again by the sweep (a dry run only reports them). */
+  unrecorded: UnrecordedIP[];
+  /** IPs two or more live pods hold at once: reported, never released by the sweep. */
+  conflicts: IPConflict[];
 }
 
 function count(into: Record<string, number>, reason: string, n = 1): void {
@@ -46,6 +57,29 @@ function statefulSetFor(snapshot: ClusterSnapshot, namespace: string, pod: strin
 }
 
 /**
+ * The unrecorded IPs and the conflicts of every pool. A terminating pod's IP that its pool no longer records is
+ * not reported as unrecorded: its release has just run, and recording it again would only leak it.
+ */
+function compareHolders(snapshot: ClusterSnapshot): Pick<SweepReport, 'unrecorded' | 'conflicts'> {
+  const holders = liveHolders(snapshot.endpoints, snapshot.livePods);
+  const liveUIDs = new Set(snapshot.livePods.filter((pod) => !pod.finished).map((pod) => pod.uid));
+  const unrecorded: UnrecordedIP[] = [];
+  const conflicts: IPConflict[] = [];
+  for (const pool of snapshot.pools) {
+    let addresses;
+    try {
+      addresses = poolAddresses(pool.metadata.name, pool.spec);
+    } catch {
+      continue; // a pool whose spec cannot be parsed holds no IP to compare
+    }
+    const holdings = poolHoldings(pool, addresses, holders, liveUIDs);
+    unrecorded.push(...holdings.unrecorded.filter((h) => !h.terminating).map((h) => ({ ...h, pool: pool.metadata.name })));
+    conflicts.push(...holdings.conflicts);
+  }
+  return { unrecorded, conflicts };
+}
+
+/**
  * Judges every pool record and every PodEndpoint of a snapshot. `confirmLive` is asked about young records
  * whose pod looks gone or replaced: it answers from a live GET. Returns the report; nothing is changed here.
  */
@@ -55,7 +89,15 @@ export async function planSweep(
   now: number,
   confirmLive: (namespace: string, pod: string, uid: string) => Promise<boolean>,
 ): Promise<SweepReport> {
-  const report: SweepReport = { dryRun: false, scanned: { records: 0, endpoints: snapshot.endpoints.length }, kept: {}, waiting: {}, reclaimed: {}, reclaims: [] };
+  const report: SweepReport = {
+    dryRun: false,
+    scanned: { records: 0, endpoints: snapshot.endpoints.length },
+    kept: {},
+    waiting: {},
+    reclaimed: {},
+    reclaims: [],
+    ...compareHolders(snapshot),
+  };
   const groups = new Map<string, ReclaimGroup>();
   const endpointOf = new Map(snapshot.endpoints.map((e) => [`${e.metadata.namespace}/${e.metadata.name}`, e]));
 

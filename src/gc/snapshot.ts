@@ -1,7 +1,7 @@
 import { AppsV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { TidepoolClient } from '../k8s/client.ts';
 import { kubeCall, kubeGetOptional } from '../k8s/errors.ts';
-import { nodeFacts, podFacts, statefulSetFacts, statefulSetOwner } from './facts.ts';
+import { livePod, nodeFacts, podFacts, statefulSetFacts, statefulSetOwner } from './facts.ts';
 import { planSweep, type ClusterSnapshot, type SweepReport } from './plan.ts';
 import type { GcConfig } from './verdict.ts';
 
@@ -28,6 +28,7 @@ export async function readClusterSnapshot(kubeConfig: KubeConfig): Promise<Clust
     nodes: new Map(nodes.items.map((node) => [node.metadata?.name ?? '', nodeFacts(node)])),
     statefulSets: new Map(sets.items.map((set) => [`${set.metadata?.namespace}/${set.metadata?.name}`, statefulSetFacts(set.metadata?.name ?? '', set)])),
     endpoints,
+    livePods: pods.items.map(livePod),
   };
 }
 

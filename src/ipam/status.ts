@@ -1,4 +1,5 @@
 import type { AllocationRecord, IPPool, IPPoolStatus } from '../k8s/types.ts';
+import { recordOf, type Holder } from './holders.ts';
 import { canonicalIP } from './ip.ts';
 import { chooseFreeIP, ipSetOf, isTerminating, type PoolAddresses } from './pool.ts';
 import type { IPSet } from './ranges.ts';
@@ -41,15 +42,17 @@ export interface StatusOptions {
   cooldownMs: number;
 }
 
-function copyStatus(status: IPPoolStatus | undefined): Required<Pick<IPPoolStatus, 'allocatedIPs' | 'releasedIPs'>> {
-  return { allocatedIPs: { ...status?.allocatedIPs }, releasedIPs: { ...status?.releasedIPs } };
+type StatusMaps = Required<Pick<IPPoolStatus, 'allocatedIPs' | 'releasedIPs'>> & Pick<IPPoolStatus, 'reconciledUID'>;
+
+function copyStatus(status: IPPoolStatus | undefined): StatusMaps {
+  return {
+    allocatedIPs: { ...status?.allocatedIPs },
+    releasedIPs: { ...status?.releasedIPs },
+    ...(status?.reconciledUID ? { reconciledUID: status.reconciledUID } : {}),
+  };
 }
 
-function finish(
-  addresses: PoolAddresses,
-  maps: Required<Pick<IPPoolStatus, 'allocatedIPs' | 'releasedIPs'>>,
-  options: StatusOptions,
-): IPPoolStatus {
+function finish(addresses: PoolAddresses, maps: StatusMaps, options: StatusOptions): IPPoolStatus {
   const now = Date.parse(options.now);
   const releasedIPs = Object.fromEntries(
     Object.entries(maps.releasedIPs).filter(
@@ -58,16 +61,12 @@ function finish(
   );
   const total = addresses.allocatable.size();
   return {
+    ...(maps.reconciledUID ? { reconciledUID: maps.reconciledUID } : {}),
     allocatedIPs: maps.allocatedIPs,
     ...(Object.keys(releasedIPs).length > 0 ? { releasedIPs } : {}),
     allocatedIPCount: Object.keys(maps.allocatedIPs).length,
     totalIPCount: total > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(total),
   };
-}
-
-/** Recomputes the counts (and prunes expired cooldowns) without changing any record. */
-export function normalizedStatus(pool: IPPool, addresses: PoolAddresses, options: StatusOptions): IPPoolStatus {
-  return finish(addresses, copyStatus(pool.status), options);
 }
 
 /**
@@ -140,4 +139,57 @@ export function releaseInStatus(
   delete maps.allocatedIPs[ip];
   if (options.cooldownMs > 0) maps.releasedIPs[ip] = options.now;
   return { status: finish(addresses, maps, options), outcome: { kind: 'released' } };
+}
+
+/** Whether the pool's records were rebuilt from the live holders since this pool object (its UID) appeared. */
+export function needsReconciliation(pool: IPPool): boolean {
+  return pool.status?.reconciledUID !== pool.metadata.uid;
+}
+
+/** Adds a record for each holder whose IP no record names; returns the holders it recorded. */
+function addRecords(maps: StatusMaps, holders: readonly Holder[], now: string): Holder[] {
+  const recorded: Holder[] = [];
+  for (const holder of holders) {
+    if (maps.allocatedIPs[holder.ip]) continue;
+    maps.allocatedIPs[holder.ip] = recordOf(holder, now);
+    delete maps.releasedIPs[holder.ip];
+    recorded.push(holder);
+  }
+  return recorded;
+}
+
+/**
+ * Rebuilds a pool's records from the live holders of its IPs (see holders.ts) and marks the status as
+ * reconciled for this pool object's UID. Only IPs that no record names are recorded; an existing record is
+ * never changed, so a conflict stays visible to the sweep. Returns the holders it recorded.
+ */
+export function reconcileStatus(
+  pool: IPPool,
+  addresses: PoolAddresses,
+  unrecorded: readonly Holder[],
+  options: StatusOptions,
+): { status: IPPoolStatus; recorded: Holder[] } {
+  const maps = copyStatus(pool.status);
+  const recorded = addRecords(maps, unrecorded, options.now);
+  if (pool.metadata.uid) maps.reconciledUID = pool.metadata.uid;
+  return { status: finish(addresses, maps, options), recorded };
+}
+
+export type RecordOutcome =
+  | { kind: 'recorded' }
+  /** Another record names the IP by now: left alone (the sweep reports a conflict if both pods live). */
+  | { kind: 'held'; holder: AllocationRecord };
+
+/** Records one live holder's IP that the pool had lost, unless a record names the IP by now. */
+export function recordInStatus(
+  pool: IPPool,
+  addresses: PoolAddresses,
+  holder: Holder,
+  options: StatusOptions,
+): { status: IPPoolStatus; outcome: RecordOutcome } {
+  const maps = copyStatus(pool.status);
+  const existing = maps.allocatedIPs[holder.ip];
+  if (existing) return { status: finish(addresses, maps, options), outcome: { kind: 'held', holder: existing } };
+  addRecords(maps, [holder], options.now);
+  return { status: finish(addresses, maps, options), outcome: { kind: 'recorded' } };
 }

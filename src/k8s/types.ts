@@ -43,6 +43,12 @@ export interface AllocationRecord {
 }
 
 export interface IPPoolStatus {
+  /**
+   * The UID of the pool object whose records were rebuilt from the live holders (PodEndpoints, pods'
+   * status.podIPs). A pool whose UID differs (just created, re-created, restored) is reconciled before it
+   * serves an allocation.
+   */
+  reconciledUID?: string;
   /** Keyed by IP. */
   allocatedIPs?: Record<string, AllocationRecord>;
   /** IPs released within the reuse cooldown, keyed by IP, with the RFC 3339 time of release. */

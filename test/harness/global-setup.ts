@@ -1,7 +1,7 @@
 import type { TestProject } from 'vitest/node';
 import { buildCni } from '../../scripts/build-cni.ts';
 import { devServerSearchAttributeArgs } from '../../src/temporal/search-attributes.ts';
-import { down, readStackInfo, up, type ExternalTemporal, type StackInfo } from '../../stack/stack.ts';
+import { down, readStackInfo, startComponent, status, stopComponent, up, type ComponentName, type ExternalTemporal, type StackInfo } from '../../stack/stack.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -9,10 +9,15 @@ declare module 'vitest' {
   }
 }
 
+/** Tidepool's own processes on the stack, in the order `up` starts them. */
+const TIDEPOOL_PROCESSES: ComponentName[] = ['tidepool-webhook', 'tidepool-worker', 'tidepool-agent'];
+
 /**
  * Builds tidepool-cni and brings the local stack up once for the integration suite, or reuses a running
  * one. A stack this set-up started is stopped again afterwards unless TIDEPOOL_KEEP_STACK=1; a reused one is
- * left running.
+ * left running. On a stack that `./dev up` started, Tidepool's own webhook, worker and agent are stopped for
+ * the suite and started again afterwards: the suite runs its own Tidepool per test file, and the stack's
+ * controller, sweep and webhook would otherwise act on the suite's pools and pods (and the suite's on theirs).
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   await buildCni();
@@ -27,9 +32,18 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
   const running = readStackInfo();
   const info = running ?? (await up(undefined, log));
+  const paused = TIDEPOOL_PROCESSES.filter((name) => status().some((component) => component.name === name && component.pid !== undefined));
+  for (const name of [...paused].reverse()) {
+    await stopComponent(name, 'SIGTERM');
+    log(`${name}: stopped for the suite; started again when it ends`);
+  }
   project.provide('stack', info);
   return async () => {
-    if (!running && process.env.TIDEPOOL_KEEP_STACK !== '1') await down();
+    if (!running && process.env.TIDEPOOL_KEEP_STACK !== '1') {
+      await down();
+      return;
+    }
+    for (const name of paused) await startComponent(name, undefined, log);
   };
 }
 

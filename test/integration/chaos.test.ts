@@ -24,6 +24,7 @@ describe.skipIf(process.env.TIDEPOOL_TEMPORAL === 'testcontainers')('a short cha
     await stopComponent('tidepool-worker', 'SIGTERM');
     if (wasRunning.has('tidepool-worker')) await startComponent('tidepool-worker');
     if (!wasRunning.has('tidepool-agent')) await stopComponent('tidepool-agent', 'SIGTERM');
+    if (!wasRunning.has('tidepool-webhook')) await stopComponent('tidepool-webhook', 'SIGTERM');
   });
 
   it('restarts a SIGKILLed worker and counts it ready only once the new process polls the task queue', async () => {

@@ -69,8 +69,8 @@ describe('the tidepool CLI', () => {
     const status = await tidepoolCli('status', '--pool', pool, '-a');
     expect(status.code, status.stderr).toBe(0);
     const lines = status.stdout.split('\n');
-    expect(lines[0]!.split(/\s{2,}/)).toEqual(['POOL', 'SUBNET', 'TOTAL', 'ALLOCATED', 'FREE', 'RESERVED', 'ZOMBIE CANDIDATES']);
-    expect(lines[1]!.split(/\s+/)).toEqual([pool, '10.92.0.0/24', '20', '2', '18', '0', '1']);
+    expect(lines[0]!.split(/\s{2,}/)).toEqual(['POOL', 'SUBNET', 'TOTAL', 'ALLOCATED', 'FREE', 'RESERVED', 'ZOMBIE CANDIDATES', 'UNRECORDED', 'CONFLICTS']);
+    expect(lines[1]!.split(/\s+/)).toEqual([pool, '10.92.0.0/24', '20', '2', '18', '0', '1', '0', '0']);
     expect(status.stdout).toMatch(new RegExp(`${ips.kept}\\s+${namespace.name}/kept\\s.*keep`));
     expect(status.stdout).toMatch(new RegExp(`${ips.leaked}\\s+${namespace.name}/leaked\\s.*PodNotFound`));
     const json = JSON.parse((await tidepoolCli('status', '--pool', pool, '-o', 'json')).stdout) as { pool: string; zombieCandidates: number }[];

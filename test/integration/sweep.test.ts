@@ -111,7 +111,7 @@ describe('a GC sweep', () => {
 
 describe('handing leaks over to their lifecycles', () => {
   it('skips a group whose records and endpoint are gone since the plan was read, and hands over one still held', async () => {
-    const activities = createSweepActivities({ kubeConfig: kubeConfig(), gc: RECLAIM_DEFAULTS.gc, taskQueue: tidepool.taskQueue, metrics: new TidepoolMetrics() });
+    const activities = createSweepActivities({ kubeConfig: kubeConfig(), gc: RECLAIM_DEFAULTS.gc, taskQueue: tidepool.taskQueue, metrics: new TidepoolMetrics(), writer: tidepool.writer });
     const env = new MockActivityEnvironment(undefined, { client: tidepool.client });
     const gone = { namespace: namespace.name, pod: 'already-reclaimed', podUID: 'gone-uid', reason: 'PodNotFound', ips: [{ ip: '10.91.0.47', pool }] };
     expect(await env.run(activities.requestReclaims, [gone])).toBe(0);
