@@ -9,7 +9,8 @@ Local stack is up.
   kubectl                export KUBECONFIG=${info.kubeconfig}
   Temporal               ${info.temporalAddress} (namespace ${info.temporalNamespace})
   Temporal UI            ${info.temporalUi}${info.agentSocket ? `
-  Tidepool               worker on task queue tidepool; node agent at ${info.agentSocket}` : ''}
+  Tidepool               worker on task queue tidepool; node agent at ${info.agentSocket}` : ''}${info.webhook ? `
+  Admission webhook      ${info.webhook} (registered as the configurations named tidepool)` : ''}
   State and logs         ${info.dir}`);
 }
 

@@ -98,22 +98,33 @@ export function createSweepActivities({
       return recorded;
     },
 
-    /** A Warning Event on every pod of each conflict: two live pods hold one IP, and no one releases either. */
-    async reportConflicts(conflicts: IPConflict[]): Promise<void> {
+    /**
+     * A Warning Event on every pod of each conflict: two live pods hold one IP, and no one releases either. An
+     * Event that cannot be written is logged and skipped: the sweep's report, log and metric carry the conflict
+     * all the same. Returns how many Events were written.
+     */
+    async reportConflicts(conflicts: IPConflict[]): Promise<number> {
+      let written = 0;
       for (const conflict of conflicts) {
         const names = conflict.holders.map((h) => h.pod).join(', ');
         for (const holder of conflict.holders) {
           const [namespace = '', name = ''] = holder.pod.split('/');
-          await events.record({
-            regarding: { apiVersion: 'v1', kind: 'Pod', namespace, name, uid: holder.podUID },
-            type: 'Warning',
-            reason: 'DuplicateIP',
-            action: 'Sweep',
-            note: `IP ${conflict.ip} of IPPool ${conflict.pool} is held by more than one live pod: ${names}. Tidepool releases neither; delete the pod that must not have it.`,
-          });
+          try {
+            await events.record({
+              regarding: { apiVersion: 'v1', kind: 'Pod', namespace, name, uid: holder.podUID },
+              type: 'Warning',
+              reason: 'DuplicateIP',
+              action: 'Sweep',
+              note: `IP ${conflict.ip} of IPPool ${conflict.pool} is held by more than one live pod: ${names}. Tidepool releases neither; delete the pod that must not have it.`,
+            });
+            written++;
+          } catch (error) {
+            log.warn('could not write the DuplicateIP Event', { pod: holder.pod, ip: conflict.ip, error: (error as Error).message });
+          }
         }
         heartbeat();
       }
+      return written;
     },
 
     /**

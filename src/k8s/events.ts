@@ -24,6 +24,14 @@ export interface TidepoolEvent {
 }
 
 /**
+ * A MicroTime as the API server parses it (six fractional digits). The client's models type MicroTime fields
+ * as Date, and a Date would be sent with three digits, which the API server refuses.
+ */
+function microTime(time: Date): Date {
+  return time.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as Date;
+}
+
+/**
  * Records Events through events.k8s.io/v1. The same event again (same object, reason and note) updates one
  * Event's series count instead of creating another, as kubelet's aggregation does, so a condition seen at every
  * sweep does not fill etcd.
@@ -40,7 +48,7 @@ export class EventRecorder {
     const namespace = event.regarding.namespace ?? 'default';
     const key = createHash('sha256').update(`${event.regarding.kind}/${event.regarding.uid ?? event.regarding.name}/${event.reason}/${event.note}`).digest('hex').slice(0, 16);
     const name = `${event.regarding.name}.${key}`;
-    const now = new Date();
+    const now = microTime(new Date());
     const body: EventsV1Event = {
       metadata: { name, namespace },
       eventTime: now,

@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SweepReport } from '../../src/gc/plan.ts';
 import { TidepoolClient } from '../../src/k8s/client.ts';
@@ -198,6 +198,34 @@ describe('the sweep, given a pool whose status lost a live pod’s record', () =
     expect(real.unrecorded.filter((u) => u.pool === pool)).toHaveLength(1);
     expect((await pools().getPool(pool))!.status!.allocatedIPs![ip]).toMatchObject({ pod: `${namespace.name}/forgotten`, podUID: pod!.metadata!.uid, interface: 'eth0' });
     expect((await sweep(true)).unrecorded.filter((u) => u.pool === pool)).toEqual([]);
+  });
+
+  it('reports a second live pod on the same IP as a conflict, with a DuplicateIP Event on both pods, and releases neither', async () => {
+    const pool = `lost-${tag}`;
+    const [holder] = await runningPods(['forgotten']);
+    const ip = holder!.status!.podIP!;
+    const intruder = await createPod(direct.name, 'intruder', pool);
+    await core().patchNamespacedPodStatus(
+      { namespace: direct.name, name: 'intruder', body: { status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    const report = (await tidepool.client.workflow.execute('gcSweep', {
+      taskQueue: tidepool.taskQueue,
+      workflowId: `protect-sweep-${tag}-conflict`,
+      args: [{ dryRun: false }],
+    })) as SweepReport;
+    expect(report.conflicts.filter((c) => c.pool === pool)).toEqual([
+      { ip, pool, holders: [{ pod: `${namespace.name}/forgotten`, podUID: holder!.metadata!.uid }, { pod: `${direct.name}/intruder`, podUID: intruder.uid }] },
+    ]);
+    expect(report.reclaims.filter((r) => r.ips.some((i) => i.ip === ip))).toEqual([]);
+    expect((await pools().getPool(pool))!.status!.allocatedIPs![ip]!.podUID).toBe(holder!.metadata!.uid);
+    for (const ns of [namespace.name, direct.name]) {
+      const events = await kubectl('get', 'events', '-n', ns, '--field-selector', 'reason=DuplicateIP', '-o', 'custom-columns=OBJECT:.involvedObject.name,TYPE:.type,MESSAGE:.message', '--no-headers');
+      expect(events).toContain(`IP ${ip} of IPPool ${pool} is held by more than one live pod: ${namespace.name}/forgotten, ${direct.name}/intruder`);
+      expect(events).toMatch(ns === direct.name ? /^intruder\s+Warning/ : /^forgotten\s+Warning/);
+    }
+    expect(await tidepool.metrics.registry.getSingleMetricAsString('tidepool_ip_conflicts')).toContain(`tidepool_ip_conflicts{pool="${pool}"} 1`);
+    await core().deleteNamespacedPod({ namespace: direct.name, name: 'intruder', gracePeriodSeconds: 0 });
   });
 });
 
