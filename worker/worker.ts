@@ -4,8 +4,8 @@ import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../src/activities/index.ts';
 import { createSweepActivities } from '../src/activities/sweep.ts';
 import { createPoolDeletionActivities } from '../src/activities/pool-deletion.ts';
-import { apiHolderSource } from '../src/activities/holders.ts';
-import { PoolWriter, type Reconciliation } from '../src/activities/pool-writer.ts';
+import { apiHolderSource } from '../src/store/holders.ts';
+import { PoolWriter, type Reconciliation } from '../src/store/pool-writer.ts';
 import type { ReclaimSettings } from '../src/gc/config.ts';
 import { ClusterCache } from '../src/k8s/cache.ts';
 import { TidepoolClient } from '../src/k8s/client.ts';
@@ -49,19 +49,20 @@ export async function createTidepoolWorker(options: TidepoolWorkerOptions): Prom
       log('error', 'one IP is held by more than one live pod', { pool, ip: conflict.ip, holders: conflict.holders.map((h) => `${h.pod} (${h.podUID})`) });
     }
   };
-  const writer = new PoolWriter(
-    new TidepoolClient(options.kubeConfig),
-    apiHolderSource(options.kubeConfig),
-    { cooldownMs: options.settings.reuseCooldownMs },
-    (batch) => {
+  const cache = new ClusterCache(options.kubeConfig, options.onCacheError);
+  await cache.start();
+  const writer = new PoolWriter({
+    client: new TidepoolClient(options.kubeConfig),
+    holders: apiHolderSource(options.kubeConfig),
+    cache,
+    cooldownMs: options.settings.reuseCooldownMs,
+    onBatch: (batch) => {
       metrics.poolWrites.inc({ pool: batch.pool });
       if (batch.conflicts > 0) metrics.conflictRetries.inc({ pool: batch.pool }, batch.conflicts);
       if (batch.reconciliation) reconciled(batch.pool, batch.reconciliation);
     },
-  );
+  });
   const taskQueue = options.taskQueue ?? TASK_QUEUE;
-  const cache = new ClusterCache(options.kubeConfig, options.onCacheError);
-  await cache.start();
   metrics.watchPools(() => cache.pools());
   const worker = await Worker.create({
     connection: options.connection,
@@ -69,7 +70,7 @@ export async function createTidepoolWorker(options: TidepoolWorkerOptions): Prom
     taskQueue,
     workflowsPath: WORKFLOWS_PATH,
     activities: {
-      ...createActivities({ kubeConfig: options.kubeConfig, writer, cache, gc: options.settings.gc, metrics }),
+      ...createActivities({ kubeConfig: options.kubeConfig, store: writer, cache, gc: options.settings.gc, metrics }),
       ...createSweepActivities({ kubeConfig: options.kubeConfig, gc: options.settings.gc, taskQueue, metrics, writer }),
       ...createPoolDeletionActivities({ kubeConfig: options.kubeConfig }),
     },

@@ -8,12 +8,12 @@ import type { IPConflict } from '../ipam/holders.ts';
 import { TidepoolClient } from '../k8s/client.ts';
 import { kubeGetOptional } from '../k8s/errors.ts';
 import { EventRecorder } from '../k8s/events.ts';
-import { PoolNotFoundError, type PoolWriter } from './pool-writer.ts';
+import { PoolNotFoundError } from '../ipam/allocator.ts';
+import type { PoolWriter } from '../store/pool-writer.ts';
 import type { TidepoolMetrics } from '../metrics.ts';
 import { podLifecycleWorkflowId, TidepoolPod, TidepoolPodUID, TidepoolState } from '../temporal/names.ts';
-import { reclaimSignal, type ReclaimRequest } from '../workflows/definitions.ts';
-import type { podIPLifecycle } from '../workflows/pod-ip-lifecycle.ts';
-import { lifecycleStaticDetails, lifecycleSummary } from '../workflows/lifecycle-details.ts';
+import { reclaimSignal, type PodIPLifecycleWorkflow, type ReclaimRequest } from '../contract/lifecycle.ts';
+import { lifecycleStaticDetails, lifecycleSummary } from '../temporal/lifecycle-details.ts';
 
 /** The sweep's activities: a live read and judgement of the cluster, and the hand-over of each leak to its lifecycle. */
 export function createSweepActivities({
@@ -138,7 +138,7 @@ export function createSweepActivities({
       for (const group of groups) {
         if (!(await stillHeld(group))) continue;
         handedOver++;
-        await client.workflow.signalWithStart<typeof podIPLifecycle, [ReclaimRequest]>('podIPLifecycle', {
+        await client.workflow.signalWithStart<PodIPLifecycleWorkflow, [ReclaimRequest]>('podIPLifecycle', {
           workflowId: podLifecycleWorkflowId(group.namespace, group.pod),
           taskQueue,
           args: [{ namespace: group.namespace, pod: group.pod }],

@@ -10,11 +10,11 @@ import {
 import type { AgentAddRequest, AgentAddResponse, AgentAttachment, AgentCheckRequest } from '../cni/agent-api.ts';
 import { attachmentProblem } from './requests.ts';
 import { listSpooledDels, removeSpooledDel, spoolDel } from '../cni/spool.ts';
-import { FailureType, type HeldIP } from '../activities/types.ts';
+import { CNI_CODE_OF_FAILURE, CniErrorCode } from '../contract/cni-codes.ts';
+import type { FailureType } from '../contract/failures.ts';
 import { podLifecycleWorkflowId, TASK_QUEUE, TidepoolNode, TidepoolPod, TidepoolPodUID, TidepoolState } from '../temporal/names.ts';
-import type { podIPLifecycle } from '../workflows/pod-ip-lifecycle.ts';
-import { allocateUpdate, releaseUpdate, stateQuery } from '../workflows/definitions.ts';
-import { lifecycleStaticDetails, lifecycleSummary, shortContainerID } from '../workflows/lifecycle-details.ts';
+import { allocateUpdate, releaseUpdate, stateQuery, type PodIP, type PodIPLifecycleWorkflow } from '../contract/lifecycle.ts';
+import { lifecycleStaticDetails, lifecycleSummary, shortContainerID } from '../temporal/lifecycle-details.ts';
 
 /** A failure the CNI plugin passes on as a CNI error: `code` is a CNI error code. */
 export class CniError extends Error {
@@ -29,24 +29,6 @@ export class CniError extends Error {
   }
 }
 
-/** Tidepool's plugin-specific CNI error codes (100 and up, as the CNI spec reserves for plugins). */
-export const CNI_CODES = {
-  invalidEnvironment: 4,
-  tryAgainLater: 11,
-  noFreeIP: 100,
-  poolSelection: 101,
-  podMismatch: 102,
-  invalidPool: 103,
-  notAllocated: 104,
-} as const;
-
-const FAILURE_CODES: Record<string, number> = {
-  [FailureType.NoFreeIP]: CNI_CODES.noFreeIP,
-  [FailureType.PoolSelection]: CNI_CODES.poolSelection,
-  [FailureType.PodNotFound]: CNI_CODES.podMismatch,
-  [FailureType.PodUIDMismatch]: CNI_CODES.podMismatch,
-  [FailureType.InvalidPool]: CNI_CODES.invalidPool,
-};
 
 export interface AgentOptions {
   client: Client;
@@ -62,7 +44,7 @@ export interface AgentOptions {
 /** Checks the fields the CNI plugin derives from CNI_* and CNI_ARGS, by the plugin's own rules; throws CniError code 4 naming them. */
 export function validateAttachment(body: unknown): AgentAttachment {
   const problem = attachmentProblem(body);
-  if (problem !== undefined) throw new CniError(CNI_CODES.invalidEnvironment, problem);
+  if (problem !== undefined) throw new CniError(CniErrorCode.InvalidEnvironment, problem);
   return body as AgentAttachment;
 }
 
@@ -102,7 +84,7 @@ function rootMessage(error: unknown): string {
   return message;
 }
 
-function routesOf(ips: HeldIP[]): AgentAddResponse['routes'] {
+function routesOf(ips: PodIP[]): AgentAddResponse['routes'] {
   return ips.flatMap((h) => (h.routes ?? []).map((r) => ({ dst: r.dst, gw: r.gw })));
 }
 
@@ -120,7 +102,7 @@ export function createAgent(options: AgentOptions) {
     const ref = validateAttachment(body);
     const request = body as Partial<AgentAddRequest>;
     const podName = `${ref.podNamespace}/${ref.podName}`;
-    const start = new WithStartWorkflowOperation<typeof podIPLifecycle>('podIPLifecycle', {
+    const start = new WithStartWorkflowOperation<PodIPLifecycleWorkflow>('podIPLifecycle', {
       workflowId: podLifecycleWorkflowId(ref.podNamespace, ref.podName),
       taskQueue,
       args: [{ namespace: ref.podNamespace, pod: ref.podName }],
@@ -168,12 +150,12 @@ export function createAgent(options: AgentOptions) {
       if (error instanceof WorkflowUpdateFailedError) {
         const cause = error.cause;
         const type = cause instanceof ApplicationFailure ? cause.type ?? '' : '';
-        const code = FAILURE_CODES[type] ?? CNI_CODES.invalidEnvironment;
+        const code = CNI_CODE_OF_FAILURE[type as FailureType] ?? CniErrorCode.InvalidEnvironment;
         throw new CniError(code, cause?.message ?? error.message);
       }
       if (isUnreachable(error)) {
         throw new CniError(
-          CNI_CODES.tryAgainLater,
+          CniErrorCode.TryAgainLater,
           `Tidepool did not allocate an IP for pod ${podName} within ${options.addTimeoutMs / 1000} s: ` +
             `is Temporal reachable at ${options.temporalAddress} and a tidepool worker polling task queue ${taskQueue}?`,
           rootMessage(error),
@@ -202,7 +184,7 @@ export function createAgent(options: AgentOptions) {
       // lifecycle's answer (Temporal or a worker away or restarting, the workflow task that carried the update
       // failed): the DEL is kept, to be replayed, since a DEL must never be lost and its replay is idempotent.
       if (error instanceof WorkflowUpdateFailedError && error.cause instanceof ApplicationFailure) {
-        throw new CniError(CNI_CODES.invalidEnvironment, error.cause.message);
+        throw new CniError(CniErrorCode.InvalidEnvironment, error.cause.message);
       }
       if (!isUnreachable(error)) {
         log('warn', 'CNI DEL not answered by the lifecycle', { pod: `${ref.podNamespace}/${ref.podName}`, error: rootMessage(error) });
@@ -235,11 +217,11 @@ export function createAgent(options: AgentOptions) {
       );
     } catch (error) {
       if (error instanceof WorkflowNotFoundError) {
-        throw new CniError(CNI_CODES.notAllocated, `Tidepool holds no IP for pod ${podName}`);
+        throw new CniError(CniErrorCode.NotAllocated, `Tidepool holds no IP for pod ${podName}`);
       }
       if (isUnreachable(error)) {
         throw new CniError(
-          CNI_CODES.tryAgainLater,
+          CniErrorCode.TryAgainLater,
           `Tidepool did not answer CHECK for pod ${podName} within ${options.delTimeoutMs / 1000} s: ` +
             `is Temporal reachable at ${options.temporalAddress} and a tidepool worker polling task queue ${taskQueue}?`,
           rootMessage(error),
@@ -249,13 +231,13 @@ export function createAgent(options: AgentOptions) {
     }
     const held = state.interfaces[ref.ifName];
     if (state.podUID !== ref.podUID || !held || held.containerID !== ref.containerID) {
-      throw new CniError(CNI_CODES.notAllocated, `Tidepool holds no IP for container ${ref.containerID} interface ${ref.ifName} of pod ${podName}`);
+      throw new CniError(CniErrorCode.NotAllocated, `Tidepool holds no IP for container ${ref.containerID} interface ${ref.ifName} of pod ${podName}`);
     }
     const expected = (body as Partial<AgentCheckRequest>).ips ?? [];
     const actual = held.ips.map((h) => h.address);
     const missing = expected.filter((address) => !actual.includes(address));
     if (missing.length > 0) {
-      throw new CniError(CNI_CODES.notAllocated, `pod ${podName} ${ref.ifName} does not hold ${missing.join(', ')}; it holds ${actual.join(', ')}`);
+      throw new CniError(CniErrorCode.NotAllocated, `pod ${podName} ${ref.ifName} does not hold ${missing.join(', ')}; it holds ${actual.join(', ')}`);
     }
   }
 

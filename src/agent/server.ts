@@ -2,6 +2,7 @@ import { chmod, mkdir, rm } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { AGENT_PATHS } from '../cni/agent-api.ts';
+import { CniErrorCode } from '../contract/cni-codes.ts';
 import { CniError, type Agent } from './agent.ts';
 import { agentRequestProblem } from './requests.ts';
 
@@ -26,7 +27,7 @@ function readBody(request: http.IncomingMessage): Promise<unknown> {
       try {
         resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
       } catch (error) {
-        reject(new CniError(4, `request body is not JSON: ${(error as Error).message}`));
+        reject(new CniError(CniErrorCode.InvalidEnvironment, `request body is not JSON: ${(error as Error).message}`));
       }
     });
     request.on('error', reject);
@@ -59,25 +60,25 @@ export async function serveAgent(agent: Agent, socketPath: string, onError: (err
     if (request.method === 'GET' && request.url === '/healthz') return answerAfterBody(200, { ok: true });
     const target = request.url ?? '';
     const operation = request.method === 'POST' ? operations[target] : undefined;
-    if (!operation) return answerAfterBody(404, { code: 4, msg: `no such agent endpoint: ${request.method} ${request.url}` });
+    if (!operation) return answerAfterBody(404, { code: CniErrorCode.InvalidEnvironment, msg: `no such agent endpoint: ${request.method} ${request.url}` });
     readBody(request)
       .then((body) => {
         // A malformed request is refused here, before anything of it reaches Temporal.
         const problem = agentRequestProblem(target, body);
-        if (problem) throw new CniError(4, problem);
+        if (problem) throw new CniError(CniErrorCode.InvalidEnvironment, problem);
         return operation(body);
       })
       .then(
         (answer) => send(response, 200, answer),
         (error: unknown) => {
           if (error instanceof BodyTooLarge) {
-            send(response, 413, { code: 4, msg: error.message });
+            send(response, 413, { code: CniErrorCode.InvalidEnvironment, msg: error.message });
           } else if (error instanceof CniError) {
             send(response, 400, { code: error.code, msg: error.message, ...(error.details ? { details: error.details } : {}) });
           } else {
             onError(error as Error);
             const cause = (error as Error).cause;
-            send(response, 500, { code: 5, msg: `tidepool agent failed: ${(error as Error).message}`, ...(cause instanceof Error ? { details: cause.message } : {}) });
+            send(response, 500, { code: CniErrorCode.IOFailure, msg: `tidepool agent failed: ${(error as Error).message}`, ...(cause instanceof Error ? { details: cause.message } : {}) });
           }
         },
       );

@@ -12,7 +12,7 @@ import { ipSetOf, poolAddresses, poolFamily } from '../ipam/pool.ts';
 import { TidepoolClient } from '../k8s/client.ts';
 import { loadKubeConfig } from '../k8s/kubeconfig.ts';
 import { TidepoolState } from '../temporal/names.ts';
-import { stateQuery, type LifecycleSnapshot } from '../workflows/definitions.ts';
+import { stateQuery, type LifecycleSnapshot } from '../contract/lifecycle.ts';
 import { countsText, table } from './format.ts';
 
 const USAGE = `usage:

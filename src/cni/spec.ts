@@ -13,18 +13,7 @@ export function supportsCheck(version: CniVersion): boolean {
   return version !== '0.3.1';
 }
 
-/** The well-known error codes of the spec (0-99 are reserved); 999 is libcni's "internal error". */
-export const CniErrorCode = {
-  IncompatibleVersion: 1,
-  UnsupportedField: 2,
-  UnknownContainer: 3,
-  InvalidEnvironment: 4,
-  IOFailure: 5,
-  DecodingFailure: 6,
-  InvalidNetworkConfig: 7,
-  TryAgainLater: 11,
-  Internal: 999,
-} as const;
+export { CniErrorCode } from '../contract/cni-codes.ts';
 
 /** The body of a CNI error result, without its cniVersion. */
 export interface CniError {

@@ -16,8 +16,8 @@ import { GROUP, IP_PROTECTION_FINALIZER, VERSION, type IPPool, type PodEndpoint,
 import { KubeApiError } from '../k8s/errors.ts';
 import { restartOnError, type Watched } from '../k8s/watch.ts';
 import { podLifecycleWorkflowId, poolDeletionWorkflowId, TASK_QUEUE } from '../temporal/names.ts';
-import { podEventSignal, poolReleasedSignal, type PodEvent } from '../workflows/definitions.ts';
-import type { poolDeletion } from '../workflows/pool-deletion.ts';
+import { podEventSignal, type PodEvent } from '../contract/lifecycle.ts';
+import { poolReleasedSignal, type PoolDeletionWorkflow } from '../contract/pools.ts';
 
 const HELD_IPS_SYNC_DELAY_MS = 300;
 /** How often every pool is looked at again, for a finalizer someone removed without the watch telling us. */
@@ -116,7 +116,7 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, l
     if (!pool.metadata.deletionTimestamp) return;
     const name = pool.metadata.name;
     client.workflow
-      .signalWithStart<typeof poolDeletion>('poolDeletion', {
+      .signalWithStart<PoolDeletionWorkflow>('poolDeletion', {
         workflowId: poolDeletionWorkflowId(name),
         taskQueue,
         args: [name],
@@ -130,14 +130,14 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, l
 
   /** Keeps every ReservedIP's status.heldIPs equal to the reserved IPs that pods hold, coalescing bursts of pool writes. */
   let heldSync: NodeJS.Timeout | undefined;
-  const syncHeldIPsSoon = () => {
+  const syncPodIPsSoon = () => {
     if (stopped || heldSync) return;
     heldSync = setTimeout(() => {
       heldSync = undefined;
-      void syncHeldIPs();
+      void syncPodIPs();
     }, HELD_IPS_SYNC_DELAY_MS);
   };
-  async function syncHeldIPs(): Promise<void> {
+  async function syncPodIPs(): Promise<void> {
     const allPools = ippools.list();
     for (const reservation of reservations.list()) {
       if (reservation.metadata.deletionTimestamp) continue;
@@ -151,12 +151,12 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, l
           log('warn', 'could not write a ReservedIP status', { reservedIP: reservation.metadata.name, error: (error as Error).message });
         }
         // A conflict means a newer object is on its way through the watch, which schedules another sync.
-        if (!(error instanceof KubeApiError && error.conflict)) syncHeldIPsSoon();
+        if (!(error instanceof KubeApiError && error.conflict)) syncPodIPsSoon();
       }
     }
   }
   for (const informer of [ippools, reservations] as Watched<KubernetesObject>[]) {
-    for (const event of ['add', 'update', 'delete'] as const) informer.on(event, syncHeldIPsSoon);
+    for (const event of ['add', 'update', 'delete'] as const) informer.on(event, syncPodIPsSoon);
   }
 
   pods.on('add', onPod);

@@ -1,6 +1,6 @@
 import { ScheduleAlreadyRunning, type Client, type ScheduleHandle } from '@temporalio/client';
 import { GC_SCHEDULE_ID, TASK_QUEUE } from '../temporal/names.ts';
-import type { gcSweep } from '../workflows/gc-sweep.ts';
+import type { SweepInput } from '../contract/pools.ts';
 
 /** The Schedule of a task queue: `tidepool-gc` for the default queue, `tidepool-gc-<queue>` for another. */
 export function gcScheduleId(taskQueue: string): string {
@@ -25,7 +25,7 @@ export async function ensureGcSchedule(client: Client, options: GcScheduleOption
     type: 'startWorkflow' as const,
     workflowType: 'gcSweep',
     taskQueue: options.taskQueue ?? TASK_QUEUE,
-    args: [{ dryRun: false }] as Parameters<typeof gcSweep>,
+    args: [{ dryRun: false }] satisfies [SweepInput],
     workflowId: scheduleId,
   };
   const policies = { overlap: 'SKIP' as const, catchupWindow: options.intervalMs };

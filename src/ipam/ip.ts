@@ -1,6 +1,6 @@
+import type { Family } from '../contract/lifecycle.ts';
 import { Address4, Address6 } from 'ip-address';
 
-export type Family = 4 | 6;
 
 /** Input that names an IP, range or subnet badly. Its message says which value and why. */
 export class IPAMInputError extends Error {

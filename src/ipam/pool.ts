@@ -1,5 +1,6 @@
 import type { IPPool, IPPoolSpec } from '../k8s/types.ts';
-import { formatIP, IPAMInputError, parseIP, parseSubnet, type Family, type Subnet } from './ip.ts';
+import type { Family } from '../contract/lifecycle.ts';
+import { formatIP, IPAMInputError, parseIP, parseSubnet, type Subnet } from './ip.ts';
 import { IPSet } from './ranges.ts';
 
 /** A pool's addresses, parsed once: what it may hand out is `allocatable`. */

@@ -1,4 +1,5 @@
-import { formatIP, IPAMInputError, parseIP, type Family } from './ip.ts';
+import type { Family } from '../contract/lifecycle.ts';
+import { formatIP, IPAMInputError, parseIP } from './ip.ts';
 
 /** An inclusive interval of addresses. */
 export interface Interval {

@@ -1,5 +1,6 @@
 import type { HeldReservedIP, IPPool, ReservedIP } from '../k8s/types.ts';
-import { parseIP, type Family } from './ip.ts';
+import type { Family } from '../contract/lifecycle.ts';
+import { parseIP } from './ip.ts';
 import { IPSet } from './ranges.ts';
 
 /** One ReservedIP's addresses, per family; entries the schema would not admit reserve nothing. */

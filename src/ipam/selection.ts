@@ -1,6 +1,6 @@
 import type { V1LabelSelector } from '@kubernetes/client-node';
 import type { IPPool } from '../k8s/types.ts';
-import type { Family } from './ip.ts';
+import type { Family } from '../contract/lifecycle.ts';
 import { isTerminating, poolFamily } from './pool.ts';
 
 export const POD_POOL_ANNOTATION = 'ipam.tidepool.dev/ippool';

@@ -1,19 +1,14 @@
 import type { V1LabelSelector, V1ObjectMeta } from '@kubernetes/client-node';
+import type { Family, Route } from '../contract/lifecycle.ts';
 
 export const GROUP = 'tidepool.dev';
 export const VERSION = 'v1alpha1';
 export const API_VERSION = `${GROUP}/${VERSION}`;
 export const IP_PROTECTION_FINALIZER = 'tidepool.dev/ip-protection';
 
-export type IPVersion = 4 | 6;
-
-export interface Route {
-  dst: string;
-  gw: string;
-}
 
 export interface IPPoolSpec {
-  ipVersion?: IPVersion;
+  ipVersion?: Family;
   subnet: string;
   /** Single IPs and `first-last` ranges. */
   ips: string[];
@@ -66,7 +61,7 @@ export interface IPPool {
 }
 
 export interface ReservedIPSpec {
-  ipVersion?: IPVersion;
+  ipVersion?: Family;
   ips: string[];
 }
 
@@ -90,7 +85,7 @@ export interface EndpointIP {
   /** The IP with its subnet's prefix length, e.g. `10.6.0.5/16`. */
   address: string;
   pool: string;
-  ipVersion?: IPVersion;
+  ipVersion?: Family;
   gateway?: string;
   vlan?: number;
   containerID?: string;

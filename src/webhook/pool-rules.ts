@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
-import { formatIP, IPAMInputError, parseIP, parseSubnet, type Family } from '../ipam/ip.ts';
+import type { Family } from '../contract/lifecycle.ts';
+import { formatIP, IPAMInputError, parseIP, parseSubnet } from '../ipam/ip.ts';
 import { IPSet } from '../ipam/ranges.ts';
 import type { IPPool, IPPoolSpec, ReservedIP } from '../k8s/types.ts';
 import { IP_PROTECTION_FINALIZER } from '../k8s/types.ts';

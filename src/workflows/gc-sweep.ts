@@ -1,16 +1,13 @@
 import { proxyActivities, upsertMemo } from '@temporalio/workflow';
 import type { SweepActivities } from '../activities/sweep.ts';
 import type { SweepReport } from '../gc/plan.ts';
+import type { GcSweepWorkflow, SweepInput } from '../contract/pools.ts';
 
 const { planSweep, requestReclaims, recordUnrecorded, reportConflicts } = proxyActivities<SweepActivities>({
   startToCloseTimeout: '5m',
   heartbeatTimeout: '1m',
   retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 5 },
 });
-
-export interface SweepInput {
-  dryRun?: boolean;
-}
 
 /**
  * One GC sweep: judge every pool record and PodEndpoint from a live read of the cluster, then hand each leak
@@ -30,3 +27,5 @@ export async function gcSweep(input: SweepInput = {}): Promise<SweepReport> {
   upsertMemo({ reclaimed: report.reclaimed, kept: report.kept, waiting: report.waiting, unrecorded: unrecorded.length, conflicts: conflicts.length });
   return report;
 }
+
+gcSweep satisfies GcSweepWorkflow;

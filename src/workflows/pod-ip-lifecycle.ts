@@ -11,8 +11,9 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
+import { NON_RETRYABLE_FAILURES } from '../contract/failures.ts';
 import { interfaceNameProblem } from '../cni/interface-name.ts';
-import type { HeldIP } from '../activities/types.ts';
+import type { PodIP } from '../contract/lifecycle.ts';
 import { TidepoolIPs, TidepoolNode, TidepoolPod, TidepoolPodUID, TidepoolPools, TidepoolState } from '../temporal/names.ts';
 import {
   allocateUpdate,
@@ -24,17 +25,16 @@ import {
   type AllocateResult,
   type LifecycleInput,
   type LifecycleSnapshot,
+  type PodIPLifecycleWorkflow,
   type ReclaimRequest,
   type ReleaseRequest,
   type ReleaseResult,
-} from './definitions.ts';
-import { lifecycleCurrentDetails } from './lifecycle-details.ts';
-
-const NON_RETRYABLE = ['NoFreeIP', 'PoolSelection', 'PodNotFound', 'PodUIDMismatch', 'InvalidPool'];
+} from '../contract/lifecycle.ts';
+import { lifecycleCurrentDetails } from '../temporal/lifecycle-details.ts';
 
 const activities = proxyLocalActivities<Activities>({
   startToCloseTimeout: '20s',
-  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', nonRetryableErrorTypes: NON_RETRYABLE },
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURES] },
 });
 
 function validateRequest(request: { podUID?: unknown; containerID?: unknown; interface?: unknown }): void {
@@ -117,7 +117,7 @@ export async function podIPLifecycle(input: LifecycleInput): Promise<LifecycleSn
     ]);
   }
 
-  function remember(ips: HeldIP[]): void {
+  function remember(ips: PodIP[]): void {
     for (const h of ips) {
       if (!s.ipsEverHeld.includes(h.ip)) s.ipsEverHeld.push(h.ip);
       if (!s.poolsEverUsed.includes(h.pool)) s.poolsEverUsed.push(h.pool);
@@ -342,3 +342,5 @@ export async function podIPLifecycle(input: LifecycleInput): Promise<LifecycleSn
     }
   }
 }
+
+podIPLifecycle satisfies PodIPLifecycleWorkflow;

@@ -1,16 +1,11 @@
 import { condition, proxyActivities, setCurrentDetails, setHandler } from '@temporalio/workflow';
 import type { PoolDeletionActivities } from '../activities/pool-deletion.ts';
-import { poolReleasedSignal } from './definitions.ts';
+import { poolReleasedSignal, type PoolDeletionResult, type PoolDeletionWorkflow } from '../contract/pools.ts';
 
 const { poolDeletionState, releasePoolFinalizer } = proxyActivities<PoolDeletionActivities>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '1s', maximumInterval: '30s' },
 });
-
-export interface PoolDeletionResult {
-  pool: string;
-  checks: number;
-}
 
 /**
  * pool-deletion/<pool>: started when an IPPool gets a deletionTimestamp. The pool takes no new allocations
@@ -30,3 +25,5 @@ export async function poolDeletion(pool: string, recheckEvery: string | number =
     await condition(() => released, recheckEvery);
   }
 }
+
+poolDeletion satisfies PoolDeletionWorkflow;

@@ -9,7 +9,7 @@ import { createAgent, type Agent } from '../../src/agent/agent.ts';
 import { serveAgent } from '../../src/agent/server.ts';
 import { createController } from '../../src/controller/controller.ts';
 import type { TidepoolMetrics } from '../../src/metrics.ts';
-import type { PoolWriter } from '../../src/activities/pool-writer.ts';
+import type { PoolWriter } from '../../src/store/pool-writer.ts';
 import { RECLAIM_DEFAULTS, type ReclaimSettings } from '../../src/gc/config.ts';
 import { createTidepoolWorker } from '../../worker/worker.ts';
 import { kubeConfig, stack } from './cluster.ts';

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgent, CniError } from '../../src/agent/agent.ts';
 import { TidepoolClient } from '../../src/k8s/client.ts';
 import { podLifecycleWorkflowId } from '../../src/temporal/names.ts';
-import { stateQuery } from '../../src/workflows/definitions.ts';
+import { stateQuery } from '../../src/contract/lifecycle.ts';
 import { WORKFLOWS_PATH } from '../../worker/worker.ts';
 import { createNamespace, createWorkload, deletePools, kubeConfig, stack, waitFor } from '../harness/cluster.ts';
 import { cniEnv, netconf, runCni, startTidepool, type TidepoolUnderTest } from '../harness/tidepool.ts';

@@ -1,14 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
-import { createActivities } from '../../src/activities/index.ts';
-import { RECLAIM_DEFAULTS } from '../../src/gc/config.ts';
+import { createEndpointActivities } from '../../src/activities/endpoints.ts';
 import { kubeConfig } from '../harness/cluster.ts';
 
 describe('writePodEndpoint', () => {
   it('fails without retries, as PodNotFound, when the pod’s namespace is gone, so the lifecycle gives the IPs back instead of retrying for ever', async () => {
-    // writePodEndpoint talks to the API server only; the other dependencies are never touched.
-    const activities = createActivities({ kubeConfig: kubeConfig(), gc: RECLAIM_DEFAULTS.gc, writer: undefined as never, cache: undefined as never, metrics: undefined as never });
+    const activities = createEndpointActivities({ kubeConfig: kubeConfig() });
     const namespace = `gone-${randomBytes(3).toString('hex')}`;
     const failure = await activities
       .writePodEndpoint({ namespace, pod: 'web-0', podUID: 'uid-1', interfaces: { eth0: { containerID: 'c1', ips: [{ ip: '10.98.0.1', address: '10.98.0.1/24', version: 4, pool: 'p' }] } } })

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { apiHolderSource } from '../../src/activities/holders.ts';
-import { PoolWriter } from '../../src/activities/pool-writer.ts';
+import { apiHolderSource } from '../../src/store/holders.ts';
+import { PoolWriter } from '../../src/store/pool-writer.ts';
 import { TidepoolClient } from '../../src/k8s/client.ts';
 import { IPSet } from '../../src/ipam/ranges.ts';
 import { kubeConfig } from '../harness/cluster.ts';
@@ -18,7 +18,7 @@ afterAll(async () => {
 describe('two pool writers on one pool, as two worker replicas run them', () => {
   it('retry 409s until every allocation and release lands, with no IP given twice and no update lost', async () => {
     await client().createPool(name, { subnet: '10.80.0.0/24', ips: ['10.80.0.1-10.80.0.200'] });
-    const writers = [0, 1].map(() => new PoolWriter(client(), apiHolderSource(kubeConfig()), { cooldownMs: 0 }));
+    const writers = [0, 1].map(() => new PoolWriter({ client: client(), holders: apiHolderSource(kubeConfig()), cache: { pools: () => [] }, cooldownMs: 0 }));
     const none = IPSet.empty(4);
     const request = (n: number) => ({ pod: `ns/p-${n}`, podUID: `uid-${n}`, containerID: `c-${n}`, interface: 'eth0' });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { LifecycleSnapshot } from '../../src/workflows/definitions.ts';
-import { lifecycleCurrentDetails, lifecycleStaticDetails, lifecycleSummary } from '../../src/workflows/lifecycle-details.ts';
+import type { LifecycleSnapshot } from '../../src/contract/lifecycle.ts';
+import { lifecycleCurrentDetails, lifecycleStaticDetails, lifecycleSummary } from '../../src/temporal/lifecycle-details.ts';
 
 const allocated: LifecycleSnapshot = {
   namespace: 'shop',

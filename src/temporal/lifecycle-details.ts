@@ -1,4 +1,4 @@
-import type { LifecycleSnapshot } from './definitions.ts';
+import type { LifecycleSnapshot } from '../contract/lifecycle.ts';
 
 /**
  * What the Temporal UI shows of a pod's IP lifecycle, as Markdown, so that a person reads an IP's story there

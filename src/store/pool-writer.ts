@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { PoolNotFoundError, type PoolStore } from '../ipam/allocator.ts';
 import type { TidepoolClient } from '../k8s/client.ts';
 import { KubeApiError } from '../k8s/errors.ts';
 import type { IPPool, IPPoolStatus } from '../k8s/types.ts';
@@ -37,10 +38,17 @@ interface Pending {
 }
 
 export interface PoolWriterOptions {
+  client: TidepoolClient;
+  /** Read once for each pool object that has not been reconciled yet (see `reconcileStatus`). */
+  holders: HolderSource;
+  /** The pools as a watch cache holds them. */
+  cache: { pools(): readonly IPPool[] };
   cooldownMs: number;
   /** Attempts per batch before the batch fails (each 409 re-reads the pool). */
   maxAttempts?: number;
   now?: () => Date;
+  /** Told of every committed batch, for metrics and logs. */
+  onBatch?: (report: BatchReport) => void;
 }
 
 export interface PoolWriterStats {
@@ -65,38 +73,27 @@ export interface Reconciliation {
   conflicts: IPConflict[];
 }
 
-export class PoolNotFoundError extends Error {
-  constructor(pool: string) {
-    super(`IPPool ${pool} does not exist`);
-    this.name = 'PoolNotFoundError';
-  }
-}
-
 /**
- * Serialises all writes to one pool's status within this process and batches them: requests that arrive
- * while a write is in flight are applied together and committed in the next single status write. Each write
- * carries the resourceVersion of the pool it was computed from; on 409 the pool is read again and the whole
- * batch is re-applied, so concurrent writers (other replicas, users) never lose an update.
+ * The allocator's PoolStore on the API server. Serialises all writes to one pool's status within this process
+ * and batches them: requests that arrive while a write is in flight are applied together and committed in the
+ * next single status write. Each write carries the resourceVersion of the pool it was computed from; on 409
+ * the pool is read again and the whole batch is re-applied, so concurrent writers (other replicas, users)
+ * never lose an update. Before a pool object that appeared serves anyone, its status is rebuilt from the IPs
+ * live pods still hold, in the same write.
  */
-export class PoolWriter {
+export class PoolWriter implements PoolStore {
   readonly stats: PoolWriterStats = { operations: 0, writes: 0, conflicts: 0 };
   private readonly queues = new Map<string, Pending[]>();
   /** The pool as this process last wrote it: a write based on it fails with 409 if anyone changed it since. */
   private readonly lastWritten = new Map<string, IPPool>();
-  private readonly client: TidepoolClient;
-  private readonly holders: HolderSource;
   private readonly options: Required<PoolWriterOptions>;
-  private readonly onBatch: (report: BatchReport) => void;
 
-  /**
-   * `holders` is read once for each pool object that has not been reconciled yet (see `reconcileStatus`):
-   * before a pool that appeared serves anyone, its status is rebuilt from the IPs live pods still hold.
-   */
-  constructor(client: TidepoolClient, holders: HolderSource, options: PoolWriterOptions, onBatch: (report: BatchReport) => void = () => {}) {
-    this.client = client;
-    this.holders = holders;
-    this.options = { maxAttempts: 20, now: () => new Date(), ...options };
-    this.onBatch = onBatch;
+  constructor(options: PoolWriterOptions) {
+    this.options = { maxAttempts: 20, now: () => new Date(), onBatch: () => {}, ...options };
+  }
+
+  async pools(fresh: boolean): Promise<readonly IPPool[]> {
+    return fresh ? (await this.options.client.listPools()).items : this.options.cache.pools();
   }
 
   allocate(pool: string, request: AllocationRequest, reserved: IPSet): Promise<AllocationOutcome> {
@@ -140,7 +137,7 @@ export class PoolWriter {
   }
 
   private async read(pool: string): Promise<IPPool> {
-    const fresh = await this.client.getPool(pool);
+    const fresh = await this.options.client.getPool(pool);
     if (!fresh) throw new PoolNotFoundError(pool);
     return fresh;
   }
@@ -154,7 +151,7 @@ export class PoolWriter {
       let reconciliation: Reconciliation | undefined;
       let base = current;
       if (needsReconciliation(current)) {
-        holders ??= await this.holders.read();
+        holders ??= await this.options.holders.read();
         const holdings = poolHoldings(current, addresses, holders.holders, holders.liveUIDs);
         const options = { now: this.options.now().toISOString(), cooldownMs: this.options.cooldownMs };
         const { status, recorded } = reconcileStatus(current, addresses, holdings.unrecorded, options);
@@ -164,13 +161,13 @@ export class PoolWriter {
       const { status, outcomes } = this.apply(base, addresses, batch);
       try {
         if (JSON.stringify(status) !== JSON.stringify(current.status ?? {})) {
-          current = await this.client.replacePoolStatus({ ...current, status });
+          current = await this.options.client.replacePoolStatus({ ...current, status });
           this.stats.writes++;
         }
         this.lastWritten.set(pool, current);
         this.stats.operations += batch.length;
         batch.forEach((pending, i) => pending.resolve(outcomes[i]!));
-        this.onBatch({ pool, operations: batch.length, conflicts, ...(reconciliation ? { reconciliation } : {}) });
+        this.options.onBatch({ pool, operations: batch.length, conflicts, ...(reconciliation ? { reconciliation } : {}) });
         return;
       } catch (error) {
         this.lastWritten.delete(pool);

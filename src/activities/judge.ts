@@ -1,0 +1,43 @@
+import { AppsV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { JudgePodInput, StatefulSetOrdinalInput } from '../contract/lifecycle.ts';
+import { nodeFacts, podFacts, statefulSetFacts, statefulSetOwner } from '../gc/facts.ts';
+import { verdict, wantsOrdinal, type GcConfig, type Verdict } from '../gc/verdict.ts';
+import { kubeGetOptional } from '../k8s/errors.ts';
+
+/** judgePod and statefulSetWantsPod: the live reads behind a lifecycle's own reclaim verdict. */
+export function createJudgeActivities({ kubeConfig, gc }: { kubeConfig: KubeConfig; gc: GcConfig }) {
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const apps = kubeConfig.makeApiClient(AppsV1Api);
+  return {
+    /** The reclaim verdict for a lifecycle's IPs, from the pod, its node and its StatefulSet read live. */
+    async judgePod(input: JudgePodInput): Promise<Verdict> {
+      const podName = `${input.namespace}/${input.pod}`;
+      const pod = await kubeGetOptional(`get pod ${podName}`, () => core.readNamespacedPod({ namespace: input.namespace, name: input.pod }));
+      const nodeName = pod?.spec?.nodeName;
+      const node = nodeName ? await kubeGetOptional(`get node ${nodeName}`, () => core.readNode({ name: nodeName })) : undefined;
+      const setName = statefulSetOwner(pod) ?? (input.ownerKind === 'StatefulSet' ? input.ownerName : undefined);
+      const set = setName
+        ? await kubeGetOptional(`get StatefulSet ${input.namespace}/${setName}`, () =>
+            apps.readNamespacedStatefulSet({ namespace: input.namespace, name: setName }),
+          )
+        : undefined;
+      return verdict({
+        record: { ip: '', pool: '', pod: podName, podUID: input.podUID, ...(input.allocatedAt ? { allocatedAt: input.allocatedAt } : {}) },
+        pod: pod ? podFacts(pod) : undefined,
+        node: node ? nodeFacts(node) : undefined,
+        statefulSet: setName ? statefulSetFacts(setName, set) : undefined,
+        confirmedLive: true,
+        config: gc,
+        now: Date.now(),
+      });
+    },
+
+    /** Whether the StatefulSet still wants the pod's ordinal, so the pod keeps its IP across re-creation. */
+    async statefulSetWantsPod(input: StatefulSetOrdinalInput): Promise<boolean> {
+      const set = await kubeGetOptional(`get StatefulSet ${input.namespace}/${input.statefulSet}`, () =>
+        apps.readNamespacedStatefulSet({ namespace: input.namespace, name: input.statefulSet }),
+      );
+      return wantsOrdinal(statefulSetFacts(input.statefulSet, set), input.pod);
+    },
+  };
+}

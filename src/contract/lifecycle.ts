@@ -1,0 +1,185 @@
+// The contract between the layers of a pod's IP lifecycle: the workflow's updates, signals and query, the
+// activities' inputs and results, and the one shape of an IP. The agent, the controller, the sweep, the
+// workflows and the activities all import it; it imports nothing of Tidepool's.
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+
+export type Family = 4 | 6;
+
+export interface Route {
+  dst: string;
+  gw: string;
+}
+
+/** A CNI ADD for one interface of one pod. */
+export interface AllocateRequest {
+  podUID: string;
+  containerID: string;
+  interface: string;
+  netconfDefaults: PoolDefaults;
+}
+
+export interface AllocateResult {
+  ips: PodIP[];
+}
+
+/** A CNI DEL for one interface. */
+export interface ReleaseRequest {
+  podUID: string;
+  containerID: string;
+  interface: string;
+}
+
+export interface ReleaseResult {
+  released: string[];
+  /** IPs kept for a StatefulSet pod whose ordinal is still wanted. */
+  retained: string[];
+  /** Why nothing (or only part) was released, for the agent's log. */
+  note?: string;
+}
+
+export type LifecycleState = 'Allocating' | 'Allocated' | 'Retained' | 'Released' | 'Reclaimed' | 'Failed';
+
+export interface InterfaceAllocation {
+  containerID: string;
+  ips: PodIP[];
+}
+
+/** What a lifecycle knows; carried across continue-as-new and answered by the `state` query. */
+export interface LifecycleSnapshot {
+  namespace: string;
+  pod: string;
+  podUID?: string;
+  node?: string;
+  ownerKind?: string;
+  ownerName?: string;
+  state: LifecycleState;
+  interfaces: Record<string, InterfaceAllocation>;
+  /** Every IP this lifecycle has held, for the TidepoolIPs search attribute. */
+  ipsEverHeld: string[];
+  poolsEverUsed: string[];
+  lastReason?: string;
+  /** Epoch ms of the first allocation of the current pod. */
+  allocatedAt?: number;
+  /** Epoch ms when the pod's IPs are to be judged again (a durable timer). */
+  checkAt?: number;
+}
+
+/** From the controller: something happened to the pod; judge its IPs again at `checkAt` (epoch ms). */
+export interface PodEvent {
+  podUID: string;
+  event: 'deleted' | 'terminating' | 'finished' | 'nodeNotReady';
+  checkAt: number;
+}
+
+/** From a GC sweep: these records of this pod UID were judged leaked; reclaim them. */
+export interface ReclaimRequest {
+  podUID: string;
+  reason: string;
+  ips: { ip: string; pool: string }[];
+}
+
+export interface LifecycleInput {
+  namespace: string;
+  pod: string;
+  snapshot?: LifecycleSnapshot;
+}
+
+export const allocateUpdate = defineUpdate<AllocateResult, [AllocateRequest]>('allocate');
+export const releaseUpdate = defineUpdate<ReleaseResult, [ReleaseRequest]>('release');
+export const stateQuery = defineQuery<LifecycleSnapshot>('state');
+export const podEventSignal = defineSignal<[PodEvent]>('podEvent');
+export const reclaimSignal = defineSignal<[ReclaimRequest]>('reclaim');
+
+/** The lifecycle workflow as clients start, update and signal it (`podIPLifecycle` in src/workflows). */
+export type PodIPLifecycleWorkflow = (input: LifecycleInput) => Promise<LifecycleSnapshot>;
+
+
+/** One IP a pod holds: what the pool writer allocated, the lifecycle keeps, the agent answers and the PodEndpoint records. */
+export interface PodIP {
+  ip: string;
+  /** The IP with the subnet's prefix length, e.g. 10.6.0.5/16. */
+  address: string;
+  version: Family;
+  pool: string;
+  gateway?: string;
+  vlan?: number;
+  routes?: Route[];
+}
+
+export interface PoolDefaults {
+  ipv4?: string[];
+  ipv6?: string[];
+}
+
+export interface AllocateIPsInput {
+  namespace: string;
+  pod: string;
+  podUID: string;
+  containerID: string;
+  interface: string;
+  netconfDefaults: PoolDefaults;
+  /** Take over the IPs the previous pod of this StatefulSet ordinal (this UID) holds. */
+  adoptFromUID?: string;
+}
+
+export interface AllocateIPsResult {
+  ips: PodIP[];
+  node?: string;
+  /** Kind and name of the pod's controller, e.g. StatefulSet web. */
+  ownerKind?: string;
+  ownerName?: string;
+  /** Where the pool names came from. */
+  source: string;
+}
+
+export interface ReleaseIPsInput {
+  namespace: string;
+  pod: string;
+  podUID: string;
+  containerID?: string;
+  ips: { ip: string; pool: string }[];
+  reason: string;
+}
+
+export interface ReleaseIPsResult {
+  released: string[];
+  /** IPs whose record was already gone. */
+  notHeld: string[];
+  /** IPs now held by another pod, left alone. */
+  heldByOther: { ip: string; pod: string }[];
+}
+
+export interface PodEndpointInput {
+  namespace: string;
+  pod: string;
+  podUID: string;
+  node?: string;
+  ownerKind?: string;
+  ownerName?: string;
+  interfaces: Record<string, { containerID: string; ips: PodIP[] }>;
+}
+
+export interface RemoveEndpointInput {
+  namespace: string;
+  pod: string;
+  podUID: string;
+  /** Interfaces whose entries to remove (all when absent); the endpoint is deleted once none is left. */
+  interfaces?: string[];
+}
+
+export interface JudgePodInput {
+  namespace: string;
+  pod: string;
+  podUID: string;
+  ownerKind?: string;
+  ownerName?: string;
+  /** Epoch ms of the lifecycle's first allocation. */
+  allocatedAt?: number;
+}
+
+export interface StatefulSetOrdinalInput {
+  namespace: string;
+  pod: string;
+  statefulSet: string;
+}
+
