@@ -2,6 +2,7 @@
 // activities' inputs and results, and the one shape of an IP. The agent, the controller, the sweep, the
 // workflows and the activities all import it; it imports nothing of Tidepool's.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { ReclaimReason, ReleaseReason } from './release-reasons.ts';
 
 export type Family = 4 | 6;
 
@@ -57,7 +58,10 @@ export interface LifecycleSnapshot {
   /** Every IP this lifecycle has held, for the TidepoolIPs search attribute. */
   ipsEverHeld: string[];
   poolsEverUsed: string[];
+  /** Why the lifecycle is in its state, as a person reads it. */
   lastReason?: string;
+  /** Why the IPs were last released (Released, Reclaimed, Retained lifecycles); absent in histories before it. */
+  releaseReason?: ReleaseReason;
   /** Epoch ms of the first allocation of the current pod. */
   allocatedAt?: number;
   /** Epoch ms when the pod's IPs are to be judged again (a durable timer). */
@@ -74,7 +78,7 @@ export interface PodEvent {
 /** From a GC sweep: these records of this pod UID were judged leaked; reclaim them. */
 export interface ReclaimRequest {
   podUID: string;
-  reason: string;
+  reason: ReclaimReason;
   ips: { ip: string; pool: string }[];
 }
 
@@ -138,7 +142,7 @@ export interface ReleaseIPsInput {
   podUID: string;
   containerID?: string;
   ips: { ip: string; pool: string }[];
-  reason: string;
+  reason: ReleaseReason;
 }
 
 export interface ReleaseIPsResult {

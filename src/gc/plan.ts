@@ -1,3 +1,4 @@
+import type { ReclaimReason } from '../contract/release-reasons.ts';
 import { liveHolders, poolHoldings, type Holder, type IPConflict, type LivePod } from '../ipam/holders.ts';
 import { poolAddresses } from '../ipam/pool.ts';
 import type { IPPool, PodEndpoint } from '../k8s/types.ts';
@@ -22,7 +23,7 @@ export interface ReclaimGroup {
   namespace: string;
   pod: string;
   podUID: string;
-  reason: string;
+  reason: ReclaimReason;
   ips: { ip: string; pool: string }[];
 }
 
@@ -120,7 +121,7 @@ export async function planSweep(
     return first;
   };
 
-  const add = (podName: string, podUID: string, reason: string, ip: { ip: string; pool: string }) => {
+  const add = (podName: string, podUID: string, reason: ReclaimReason, ip: { ip: string; pool: string }) => {
     const key = `${podName}/${podUID}`;
     const [namespace = '', pod = ''] = podName.split('/');
     const group = groups.get(key) ?? { namespace, pod, podUID, reason, ips: [] };

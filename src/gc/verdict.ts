@@ -1,3 +1,5 @@
+import type { ReclaimReason } from '../contract/release-reasons.ts';
+
 /**
  * The reclaim verdict: for one IP record of a pool, given what the API server says about its pod, the pod's
  * node and its StatefulSet, decide whether the IP is kept, waited on, or reclaimed, and why. Pure: the sweep
@@ -73,15 +75,8 @@ export interface VerdictInput {
   now: number;
 }
 
-export type ReclaimReason =
-  | 'PodNotFound'
-  | 'PodReplaced'
-  | 'PodSucceeded'
-  | 'PodFailed'
-  | 'TerminatingOnReadyNode'
-  | 'TerminatingOnNotReadyNode'
-  | 'StatefulSetScaledDown'
-  | 'RunningWithoutPodIPs';
+/** The reclaims a verdict gives; EndpointWithoutPod is the sweep's own (src/gc/plan.ts). */
+export type VerdictReclaimReason = Exclude<ReclaimReason, 'EndpointWithoutPod'>;
 
 export type KeepReason =
   | 'GCDisabled'
@@ -96,7 +91,7 @@ export type WaitReason = 'RecordTooYoung' | 'WithinGracePeriod';
 export type Verdict =
   | { action: 'keep'; reason: KeepReason }
   | { action: 'wait'; until: number; reason: WaitReason }
-  | { action: 'reclaim'; reason: ReclaimReason };
+  | { action: 'reclaim'; reason: VerdictReclaimReason };
 
 /** The ordinal of a StatefulSet pod named `<set>-<n>`, or undefined. */
 export function statefulSetOrdinal(podName: string, setName: string): number | undefined {
@@ -112,11 +107,11 @@ export function wantsOrdinal(set: StatefulSetFacts | undefined, podName: string)
   return ordinal !== undefined && ordinal >= set.ordinalStart && ordinal < set.ordinalStart + set.replicas;
 }
 
-const reclaim = (reason: ReclaimReason): Verdict => ({ action: 'reclaim', reason });
+const reclaim = (reason: VerdictReclaimReason): Verdict => ({ action: 'reclaim', reason });
 const keep = (reason: KeepReason): Verdict => ({ action: 'keep', reason });
 
 /** Reclaims `reason` unless the record is too young to trust the pod list without a live confirmation. */
-function unlessTooYoung(input: VerdictInput, reason: ReclaimReason): Verdict {
+function unlessTooYoung(input: VerdictInput, reason: VerdictReclaimReason): Verdict {
   const { record, config, now, confirmedLive } = input;
   if (!confirmedLive && record.allocatedAt !== undefined && now - record.allocatedAt < config.minRecordAgeMs) {
     return { action: 'wait', until: record.allocatedAt + config.minRecordAgeMs, reason: 'RecordTooYoung' };
@@ -128,7 +123,7 @@ function unlessTooYoung(input: VerdictInput, reason: ReclaimReason): Verdict {
  * Waits until `graceEnds`, then applies the node-readiness switches. `finishedReason` names a finished pod's
  * reclaim; a terminating pod's reason says which kind of node it was on.
  */
-function afterGrace(input: VerdictInput, graceEnds: number, finishedReason: ReclaimReason | undefined): Verdict {
+function afterGrace(input: VerdictInput, graceEnds: number, finishedReason: VerdictReclaimReason | undefined): Verdict {
   const { config, now, node } = input;
   if (now < graceEnds) return { action: 'wait', until: graceEnds, reason: 'WithinGracePeriod' };
   if (node?.ready) {

@@ -1,0 +1,276 @@
+import { ApplicationFailure, log, proxyLocalActivities, setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
+import type { Activities } from '../activities/index.ts';
+import { NON_RETRYABLE_FAILURES } from '../contract/failures.ts';
+import type {
+  AllocateRequest,
+  AllocateResult,
+  LifecycleInput,
+  LifecycleSnapshot,
+  PodEvent,
+  PodIP,
+  ReclaimRequest,
+  ReleaseRequest,
+  ReleaseResult,
+} from '../contract/lifecycle.ts';
+import { releaseReasonText, type ReleaseReason } from '../contract/release-reasons.ts';
+import { lifecycleCurrentDetails } from '../temporal/lifecycle-details.ts';
+import { TidepoolIPs, TidepoolNode, TidepoolPod, TidepoolPodUID, TidepoolPools, TidepoolState } from '../temporal/names.ts';
+
+const activities = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '20s',
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURES] },
+});
+
+interface TypedFailure {
+  type?: string | null;
+  message: string;
+  cause?: unknown;
+}
+
+/**
+ * The first failure in the chain that carries an error type: a local activity fails with the activity's
+ * ApplicationFailure itself, a regular one with an ActivityFailure that wraps it.
+ */
+function rootFailure(error: unknown): { type: string; message: string } {
+  for (let current = error as TypedFailure | undefined; current; current = current.cause as TypedFailure | undefined) {
+    if (typeof current.type === 'string' && current.type !== '') return { type: current.type, message: current.message };
+  }
+  return { type: 'AllocationFailed', message: (error as Error).message };
+}
+
+/** Turns a failed activity into a failure of the update, keeping the activity's error type and message. */
+function updateFailure(error: unknown): ApplicationFailure {
+  const { type, message } = rootFailure(error);
+  return ApplicationFailure.create({ type, message, nonRetryable: true });
+}
+
+/**
+ * The state of one pod's IP lifecycle and its operations: what the workflow's handlers do, one at a time
+ * (src/workflows/pod-ip-lifecycle.ts serialises them). Every change of state is published to the search
+ * attributes and the Temporal UI's current details.
+ */
+export class PodLifecycle {
+  readonly snapshot: LifecycleSnapshot;
+  /** Whether a handler has run: a lifecycle ends only once it did something and holds no IP. */
+  handled: boolean;
+
+  constructor(input: LifecycleInput) {
+    this.snapshot = input.snapshot ?? {
+      namespace: input.namespace,
+      pod: input.pod,
+      state: 'Allocating',
+      interfaces: {},
+      ipsEverHeld: [],
+      poolsEverUsed: [],
+    };
+    this.handled = input.snapshot !== undefined;
+  }
+
+  private get podName(): string {
+    return `${this.snapshot.namespace}/${this.snapshot.pod}`;
+  }
+
+  /** Every IP the lifecycle holds now, with its pool. */
+  held(): { ip: string; pool: string }[] {
+    return Object.values(this.snapshot.interfaces).flatMap((allocation) => allocation.ips.map((ip) => ({ ip: ip.ip, pool: ip.pool })));
+  }
+
+  finished(): boolean {
+    return this.handled && this.held().length === 0;
+  }
+
+  /** The Temporal UI's current details; metadata, not a command, so it costs no history event. */
+  describe(): void {
+    setCurrentDetails(lifecycleCurrentDetails(this.snapshot));
+  }
+
+  private publish(): void {
+    const lifecycle = this.snapshot;
+    this.describe();
+    upsertSearchAttributes([
+      { key: TidepoolPod, value: this.podName },
+      { key: TidepoolState, value: lifecycle.state },
+      { key: TidepoolIPs, value: lifecycle.ipsEverHeld },
+      { key: TidepoolPools, value: lifecycle.poolsEverUsed },
+      ...(lifecycle.podUID ? [{ key: TidepoolPodUID, value: lifecycle.podUID }] : []),
+      ...(lifecycle.node ? [{ key: TidepoolNode, value: lifecycle.node }] : []),
+    ]);
+  }
+
+  private remember(ips: readonly { ip: string; pool: string }[]): void {
+    for (const { ip, pool } of ips) {
+      if (!this.snapshot.ipsEverHeld.includes(ip)) this.snapshot.ipsEverHeld.push(ip);
+      if (!this.snapshot.poolsEverUsed.includes(pool)) this.snapshot.poolsEverUsed.push(pool);
+    }
+  }
+
+  private released(reason: ReleaseReason): void {
+    this.snapshot.releaseReason = reason;
+    this.snapshot.lastReason = releaseReasonText(reason);
+  }
+
+  private releaseIPs(podUID: string, ips: { ip: string; pool: string }[], reason: ReleaseReason, containerID?: string) {
+    const { namespace, pod } = this.snapshot;
+    return activities.releaseIPs({ namespace, pod, podUID, ...(containerID ? { containerID } : {}), ips, reason });
+  }
+
+  /** Releases everything the lifecycle holds for `podUID`, and the pod's PodEndpoint entries. */
+  private async releaseAll(podUID: string, reason: ReleaseReason): Promise<string[]> {
+    const lifecycle = this.snapshot;
+    const ips = this.held();
+    if (ips.length === 0) return [];
+    const result = await this.releaseIPs(podUID, ips, reason);
+    await activities.removePodEndpoint({ namespace: lifecycle.namespace, pod: lifecycle.pod, podUID, interfaces: Object.keys(lifecycle.interfaces) });
+    log.info('released IPs', { pod: this.podName, reason, ...result });
+    lifecycle.interfaces = {};
+    return result.released;
+  }
+
+  /** CNI ADD of one interface. A pod re-created under the same name first has the old pod's IPs released, or taken over (StatefulSet). */
+  async allocate(request: AllocateRequest): Promise<AllocateResult> {
+    const lifecycle = this.snapshot;
+    let adoptFromUID: string | undefined;
+    if (lifecycle.podUID !== undefined && lifecycle.podUID !== request.podUID && this.held().length > 0) {
+      if (lifecycle.ownerKind === 'StatefulSet') {
+        adoptFromUID = lifecycle.podUID;
+      } else {
+        log.info('the pod was re-created under its name', { pod: this.podName, oldUID: lifecycle.podUID, newUID: request.podUID });
+        await this.releaseAll(lifecycle.podUID, 'PodRecreated');
+        this.released('PodRecreated');
+      }
+    }
+    const current = lifecycle.interfaces[request.interface];
+    if (!adoptFromUID && lifecycle.podUID === request.podUID && current && current.containerID === request.containerID) {
+      return { ips: current.ips };
+    }
+    const previousInterfaces = adoptFromUID ? lifecycle.interfaces : {};
+    let result;
+    try {
+      result = await activities.allocateIPs({
+        namespace: lifecycle.namespace,
+        pod: lifecycle.pod,
+        podUID: request.podUID,
+        containerID: request.containerID,
+        interface: request.interface,
+        netconfDefaults: request.netconfDefaults,
+        ...(adoptFromUID ? { adoptFromUID } : {}),
+      });
+    } catch (error) {
+      if (this.held().length === 0) {
+        lifecycle.state = 'Failed';
+        lifecycle.lastReason = rootFailure(error).message;
+        this.publish();
+      }
+      throw updateFailure(error);
+    }
+    if (lifecycle.podUID !== request.podUID || lifecycle.allocatedAt === undefined) lifecycle.allocatedAt = Date.now();
+    lifecycle.podUID = request.podUID;
+    lifecycle.node = result.node ?? lifecycle.node;
+    lifecycle.ownerKind = result.ownerKind;
+    lifecycle.ownerName = result.ownerName;
+    const interfacesBefore = lifecycle.interfaces;
+    lifecycle.interfaces = {
+      ...(adoptFromUID ? Object.fromEntries(Object.entries(previousInterfaces).filter(([name]) => name !== request.interface)) : lifecycle.interfaces),
+    };
+    lifecycle.interfaces[request.interface] = { containerID: request.containerID, ips: result.ips };
+    try {
+      await activities.writePodEndpoint({
+        namespace: lifecycle.namespace,
+        pod: lifecycle.pod,
+        podUID: request.podUID,
+        ...(lifecycle.node ? { node: lifecycle.node } : {}),
+        ...(lifecycle.ownerKind ? { ownerKind: lifecycle.ownerKind, ownerName: lifecycle.ownerName } : {}),
+        interfaces: lifecycle.interfaces,
+      });
+    } catch (error) {
+      // The pod went away (with its namespace) between the allocation and its record: give the IPs back.
+      await this.releaseIPs(request.podUID, result.ips.map((ip: PodIP) => ({ ip: ip.ip, pool: ip.pool })), 'EndpointNotWritten', request.containerID);
+      lifecycle.interfaces = interfacesBefore;
+      if (this.held().length === 0) lifecycle.state = 'Failed';
+      lifecycle.lastReason = rootFailure(error).message;
+      this.publish();
+      throw updateFailure(error);
+    }
+    this.remember(result.ips);
+    lifecycle.state = 'Allocated';
+    lifecycle.lastReason = adoptFromUID ? `kept the IPs of StatefulSet pod UID ${adoptFromUID}` : `allocated from ${result.source}`;
+    this.publish();
+    return { ips: result.ips };
+  }
+
+  /** CNI DEL of one interface: released, or kept for a StatefulSet that still wants the pod's ordinal. */
+  async release(request: ReleaseRequest): Promise<ReleaseResult> {
+    const lifecycle = this.snapshot;
+    const current = lifecycle.interfaces[request.interface];
+    if (!current) return { released: [], retained: [], note: `no IP is held for interface ${request.interface}` };
+    if (request.podUID !== lifecycle.podUID) {
+      return { released: [], retained: [], note: `the IPs belong to pod UID ${lifecycle.podUID}, not ${request.podUID}` };
+    }
+    if (current.containerID !== request.containerID) {
+      return { released: [], retained: [], note: `container ${current.containerID} holds interface ${request.interface}, not ${request.containerID}` };
+    }
+    if (lifecycle.ownerKind === 'StatefulSet' && lifecycle.ownerName) {
+      const wanted = await activities.statefulSetWantsPod({ namespace: lifecycle.namespace, pod: lifecycle.pod, statefulSet: lifecycle.ownerName });
+      if (wanted) {
+        lifecycle.state = 'Retained';
+        lifecycle.lastReason = `StatefulSet ${lifecycle.ownerName} still wants ${lifecycle.pod}: its IPs are kept for the re-created pod`;
+        this.publish();
+        return { released: [], retained: current.ips.map((ip) => ip.ip), note: lifecycle.lastReason };
+      }
+    }
+    const ips = current.ips.map((ip) => ({ ip: ip.ip, pool: ip.pool }));
+    const result = await this.releaseIPs(request.podUID, ips, 'CNIDel', request.containerID);
+    await activities.removePodEndpoint({ namespace: lifecycle.namespace, pod: lifecycle.pod, podUID: request.podUID, interfaces: [request.interface] });
+    delete lifecycle.interfaces[request.interface];
+    if (Object.keys(lifecycle.interfaces).length === 0) lifecycle.state = 'Released';
+    this.released('CNIDel');
+    this.publish();
+    return { released: result.released, retained: [] };
+  }
+
+  /** Releases records of `request.podUID` (those named, and those this lifecycle holds for that pod). */
+  async reclaim(request: ReclaimRequest): Promise<void> {
+    const lifecycle = this.snapshot;
+    const mine = lifecycle.podUID === request.podUID ? this.held() : [];
+    const ips = [...mine, ...request.ips.filter((named) => !mine.some((m) => m.ip === named.ip && m.pool === named.pool))];
+    if (ips.length === 0) return;
+    const result = await this.releaseIPs(request.podUID, ips, request.reason);
+    await activities.removePodEndpoint({ namespace: lifecycle.namespace, pod: lifecycle.pod, podUID: request.podUID });
+    log.info('reclaimed IPs', { pod: this.podName, reason: request.reason, ...result });
+    if (lifecycle.podUID === request.podUID || lifecycle.podUID === undefined) {
+      lifecycle.podUID = request.podUID;
+      lifecycle.interfaces = {};
+      lifecycle.checkAt = undefined;
+    }
+    this.remember(ips);
+    lifecycle.state = 'Reclaimed';
+    this.released(request.reason);
+    this.publish();
+  }
+
+  /** From the controller: judge the pod again at the event's time (the earliest one asked for wins). */
+  onPodEvent(event: PodEvent): void {
+    const lifecycle = this.snapshot;
+    if (event.podUID !== lifecycle.podUID || this.held().length === 0) return;
+    lifecycle.checkAt = Math.min(lifecycle.checkAt ?? Number.POSITIVE_INFINITY, event.checkAt);
+    this.describe();
+  }
+
+  /** The durable timer fired: judge the pod live, then reclaim, wait again, or keep. */
+  async judge(): Promise<void> {
+    const lifecycle = this.snapshot;
+    lifecycle.checkAt = undefined;
+    if (lifecycle.podUID === undefined || this.held().length === 0) return;
+    const decision = await activities.judgePod({
+      namespace: lifecycle.namespace,
+      pod: lifecycle.pod,
+      podUID: lifecycle.podUID,
+      ...(lifecycle.ownerKind ? { ownerKind: lifecycle.ownerKind, ownerName: lifecycle.ownerName } : {}),
+      ...(lifecycle.allocatedAt !== undefined ? { allocatedAt: lifecycle.allocatedAt } : {}),
+    });
+    if (decision.action === 'reclaim') await this.reclaim({ podUID: lifecycle.podUID, reason: decision.reason, ips: [] });
+    else if (decision.action === 'wait') lifecycle.checkAt = decision.until;
+    else log.info('kept IPs', { pod: this.podName, reason: decision.reason });
+    this.describe();
+  }
+}
