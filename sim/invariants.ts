@@ -1,5 +1,5 @@
 // The chaos run's invariants: pure verdicts over facts read from the API server and Temporal, so that every
-// rule is tested without a cluster. I/O lives in sim/chaos.ts.
+// rule is tested without a cluster. I/O lives in sim/chaos/facts.ts.
 
 /** A pod as the invariants see it. */
 export interface PodFact {

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { StackPaths } from './config.ts';
 
@@ -47,4 +47,8 @@ export function ensurePki(paths: StackPaths): void {
     writeFileSync(paths.adminToken, token, { mode: 0o600 });
     writeFileSync(paths.tokens, `${token},admin,admin,"system:masters"\n`, { mode: 0o600 });
   }
+}
+
+export function adminToken(paths: StackPaths): string {
+  return readFileSync(paths.adminToken, 'utf8').trim();
 }

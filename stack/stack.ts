@@ -1,16 +1,25 @@
+// The local stack's orchestration: up, down and reset, one component stopped or started on its own, and
+// what runs now.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import https from 'node:https';
-import http from 'node:http';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { applyManifests, readManifests, waitForCrdsEstablished } from '../src/k8s/apply.ts';
-import { TASK_QUEUE } from '../src/temporal/names.ts';
-import { devServerSearchAttributeArgs, ensureSearchAttributes } from '../src/temporal/search-attributes.ts';
+import { ensureSearchAttributes } from '../src/temporal/search-attributes.ts';
+import {
+  apiServerUrl,
+  components,
+  localComponents,
+  localTemporalAddress,
+  tidepoolComponents,
+  type ComponentName,
+  type ExternalTemporal,
+} from './components.ts';
 import { stackConfig, stackPaths, type StackConfig, type StackPaths } from './config.ts';
-import { ensurePki } from './pki.ts';
+import { adminToken, ensurePki } from './pki.ts';
 import { logFile, runningPid, startProcess, stopProcess, waitReady, type ProcessSpec } from './processes.ts';
+import { readinessChecks, temporalReady } from './readiness.ts';
 import { registerStackWebhook, stackWebhookUrl, unregisterStackWebhook } from './webhook.ts';
 
 /** What `up` writes to stack.json for tests, benchmarks and tools. */
@@ -27,205 +36,6 @@ export interface StackInfo {
   webhook?: string;
 }
 
-/** The controllers kube-controller-manager runs. No node-ipam-controller: Tidepool is the IPAM. */
-export const CONTROLLERS = [
-  'garbage-collector-controller',
-  'namespace-controller',
-  'replicaset-controller',
-  'deployment-controller',
-  'statefulset-controller',
-  'daemonset-controller',
-  'job-controller',
-  'node-lifecycle-controller',
-  'taint-eviction-controller',
-  'pod-garbage-collector-controller',
-  'serviceaccount-controller',
-  'serviceaccount-token-controller',
-  'root-ca-certificate-publisher-controller',
-];
-
-export const COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'temporal', 'tidepool-webhook', 'tidepool-worker', 'tidepool-agent'] as const;
-export type ComponentName = (typeof COMPONENTS)[number];
-
-/** A Temporal server the stack does not run itself (e.g. a container started by testcontainers). */
-export interface ExternalTemporal {
-  address: string;
-  ui: string;
-}
-
-function components(config: StackConfig, paths: StackPaths, external?: ExternalTemporal): ProcessSpec[] {
-  const all = localComponents(config, paths);
-  return external ? all.filter((spec) => spec.name !== 'temporal') : all;
-}
-
-function localComponents(config: StackConfig, paths: StackPaths): ProcessSpec[] {
-  const { host, ports } = config;
-  const bin = (name: string) => path.join(config.binDir, name);
-  return [
-    {
-      name: 'etcd',
-      command: 'etcd',
-      args: [
-        '--name', 'tidepool',
-        '--data-dir', paths.etcdData,
-        '--listen-client-urls', `http://${host}:${ports.etcdClient}`,
-        '--advertise-client-urls', `http://${host}:${ports.etcdClient}`,
-        '--listen-peer-urls', `http://${host}:${ports.etcdPeer}`,
-        '--initial-advertise-peer-urls', `http://${host}:${ports.etcdPeer}`,
-        '--initial-cluster', `tidepool=http://${host}:${ports.etcdPeer}`,
-        '--quota-backend-bytes', String(4 * 1024 ** 3),
-      ],
-    },
-    {
-      name: 'kube-apiserver',
-      command: bin('kube-apiserver'),
-      args: [
-        `--etcd-servers=http://${host}:${ports.etcdClient}`,
-        `--bind-address=${host}`,
-        `--advertise-address=${host}`,
-        `--secure-port=${ports.apiServer}`,
-        `--tls-cert-file=${paths.servingCert}`,
-        `--tls-private-key-file=${paths.servingKey}`,
-        `--cert-dir=${path.join(paths.dir, 'apiserver-certs')}`,
-        `--client-ca-file=${paths.caCert}`,
-        `--token-auth-file=${paths.tokens}`,
-        '--authorization-mode=RBAC',
-        `--service-account-issuer=https://${host}:${ports.apiServer}`,
-        `--service-account-key-file=${paths.serviceAccountKey}`,
-        `--service-account-signing-key-file=${paths.serviceAccountKey}`,
-        '--service-cluster-ip-range=10.96.0.0/16',
-        '--allow-privileged=true',
-        '--endpoint-reconciler-type=none',
-        // /debug/pprof for benchmark profiles; it needs the admin token like every other path.
-        '--profiling=true',
-      ],
-    },
-    {
-      name: 'kube-controller-manager',
-      command: bin('kube-controller-manager'),
-      args: [
-        `--kubeconfig=${paths.kubeconfig}`,
-        `--authentication-kubeconfig=${paths.kubeconfig}`,
-        `--authorization-kubeconfig=${paths.kubeconfig}`,
-        '--leader-elect=false',
-        `--bind-address=${host}`,
-        `--secure-port=${ports.controllerManager}`,
-        `--tls-cert-file=${paths.servingCert}`,
-        `--tls-private-key-file=${paths.servingKey}`,
-        `--controllers=${CONTROLLERS.join(',')}`,
-        `--service-account-private-key-file=${paths.serviceAccountKey}`,
-        `--root-ca-file=${paths.caCert}`,
-        '--node-monitor-period=2s',
-        `--node-monitor-grace-period=${config.nodeMonitorGracePeriod}`,
-        // Defaults are 20/30; the workload controllers must not be the bottleneck of the benchmarks.
-        '--kube-api-qps=200',
-        '--kube-api-burst=400',
-        '--profiling=false',
-      ],
-    },
-    {
-      name: 'temporal',
-      command: bin('temporal'),
-      args: [
-        'server', 'start-dev',
-        '--ip', host,
-        '--port', String(ports.temporal),
-        '--ui-port', String(ports.temporalUi),
-        '--http-port', String(ports.temporalHttp),
-        '--metrics-port', String(ports.temporalMetrics),
-        '--db-filename', paths.temporalDb,
-        '--ui-disable-news-fetch',
-        '--log-format', 'json',
-        '--log-level', 'warn',
-        ...devServerSearchAttributeArgs(),
-      ],
-    },
-  ];
-}
-
-/**
- * Tidepool itself on the stack: the admission webhook, the worker and one node agent, run from source with the
- * project's Node.js. `workerEnv` adds to the worker's environment (reclaim settings, say).
- */
-function tidepoolComponents(
-  config: StackConfig,
-  paths: StackPaths,
-  temporalAddress = localTemporalAddress(config),
-  workerEnv: Record<string, string> = {},
-): ProcessSpec[] {
-  const env = {
-    TEMPORAL_ADDRESS: temporalAddress,
-    TEMPORAL_NAMESPACE: config.temporalNamespace,
-    KUBECONFIG: paths.kubeconfig,
-  };
-  return [
-    {
-      name: 'tidepool-webhook',
-      command: process.execPath,
-      args: [path.join(config.root, 'src', 'webhook', 'main.ts')],
-      match: 'webhook/main.ts',
-      env: {
-        KUBECONFIG: paths.kubeconfig,
-        TIDEPOOL_WEBHOOK_HOST: config.host,
-        TIDEPOOL_WEBHOOK_PORT: String(config.ports.webhook),
-        TIDEPOOL_WEBHOOK_CERT_FILE: paths.servingCert,
-        TIDEPOOL_WEBHOOK_KEY_FILE: paths.servingKey,
-      },
-    },
-    {
-      name: 'tidepool-worker',
-      command: process.execPath,
-      args: [path.join(config.root, 'worker', 'main.ts')],
-      match: 'worker/main.ts',
-      env: { ...env, TIDEPOOL_METRICS_PORT: String(config.ports.workerMetrics), ...workerEnv },
-    },
-    {
-      name: 'tidepool-agent',
-      command: process.execPath,
-      args: [path.join(config.root, 'src', 'agent', 'main.ts')],
-      match: 'agent/main.ts',
-      env: { ...env, TIDEPOOL_AGENT_SOCKET: paths.agentSocket, TIDEPOOL_SPOOL_DIR: paths.cniSpool, NODE_NAME: 'local' },
-    },
-  ];
-}
-
-function unixSocketStatus(socketPath: string, urlPath: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const request = http.get({ socketPath, path: urlPath, timeout: 2000 }, (response) => {
-      response.resume();
-      resolve(response.statusCode ?? 0);
-    });
-    request.on('timeout', () => request.destroy(new Error('timed out')));
-    request.on('error', reject);
-  });
-}
-
-function localTemporalAddress(config: StackConfig): string {
-  return `${config.host}:${config.ports.temporal}`;
-}
-
-/**
- * Whether the worker process `pid` polls the task queue. Temporal lists a poller for minutes after its process
- * died, so any poller would do for a first start but not after a crash: the SDK's identity is `<pid>@<host>`.
- */
-async function workerPolling(config: StackConfig, address: string, pid: number | undefined): Promise<boolean> {
-  if (pid === undefined) return false;
-  const connection = await Connection.connect({ address, connectTimeout: 2000 });
-  try {
-    const queue = await connection.workflowService.describeTaskQueue({
-      namespace: config.temporalNamespace,
-      taskQueue: { name: TASK_QUEUE },
-    });
-    return (queue.pollers ?? []).some((poller) => poller.identity?.startsWith(`${pid}@`));
-  } finally {
-    await connection.close();
-  }
-}
-
-function adminToken(paths: StackPaths): string {
-  return readFileSync(paths.adminToken, 'utf8').trim();
-}
-
 function writeKubeconfig(config: StackConfig, paths: StackPaths): void {
   const kubeconfig = {
     apiVersion: 'v1',
@@ -236,84 +46,6 @@ function writeKubeconfig(config: StackConfig, paths: StackPaths): void {
     'current-context': 'tidepool-local',
   };
   writeFileSync(paths.kubeconfig, stringify(kubeconfig), { mode: 0o600 });
-}
-
-function apiServerUrl(config: StackConfig): string {
-  return `https://${config.host}:${config.ports.apiServer}`;
-}
-
-function httpsStatus(url: string, ca: string, token?: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const request = https.get(
-      url,
-      { ca, headers: token ? { authorization: `Bearer ${token}` } : {}, timeout: 2000 },
-      (response) => {
-        response.resume();
-        resolve(response.statusCode ?? 0);
-      },
-    );
-    request.on('timeout', () => request.destroy(new Error('timed out')));
-    request.on('error', reject);
-  });
-}
-
-function httpBody(url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const request = http.get(url, { timeout: 2000 }, (response) => {
-      let body = '';
-      response.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      response.on('end', () => resolve(body));
-    });
-    request.on('timeout', () => request.destroy(new Error('timed out')));
-    request.on('error', reject);
-  });
-}
-
-async function temporalReady(config: StackConfig, address: string): Promise<boolean> {
-  const connection = await Connection.connect({ address, connectTimeout: 2000 });
-  try {
-    await connection.workflowService.getSystemInfo({});
-    await connection.workflowService.describeNamespace({ namespace: config.temporalNamespace });
-    return true;
-  } finally {
-    await connection.close();
-  }
-}
-
-interface Readiness {
-  check: () => Promise<boolean>;
-  timeoutMs: number;
-}
-
-/** How to tell that each component is ready to serve, and how long it may take to get there. */
-function readinessChecks(config: StackConfig, paths: StackPaths, temporalAddress: string): Record<ComponentName, Readiness> {
-  const ca = readFileSync(paths.caCert, 'utf8');
-  const token = adminToken(paths);
-  return {
-    etcd: {
-      check: async () =>
-        (JSON.parse(await httpBody(`http://${config.host}:${config.ports.etcdClient}/health`)) as { health?: string })
-          .health === 'true',
-      timeoutMs: 30_000,
-    },
-    'kube-apiserver': {
-      check: async () => (await httpsStatus(`${apiServerUrl(config)}/readyz`, ca, token)) === 200,
-      timeoutMs: 90_000,
-    },
-    'kube-controller-manager': {
-      check: async () =>
-        (await httpsStatus(`https://${config.host}:${config.ports.controllerManager}/healthz`, ca)) === 200,
-      timeoutMs: 60_000,
-    },
-    temporal: { check: () => temporalReady(config, temporalAddress), timeoutMs: 60_000 },
-    'tidepool-worker': {
-      check: () => workerPolling(config, temporalAddress, runningPid(paths, tidepoolComponents(config, paths).find((spec) => spec.name === 'tidepool-worker')!)),
-      timeoutMs: 120_000,
-    },
-    'tidepool-agent': { check: async () => (await unixSocketStatus(paths.agentSocket, '/healthz')) === 200, timeoutMs: 30_000 },
-    // Any HTTP answer means it serves TLS with the stack's certificate (a GET is no AdmissionReview: 400).
-    'tidepool-webhook': { check: async () => (await httpsStatus(`${stackWebhookUrl(config)}/validate`, ca)) > 0, timeoutMs: 30_000 },
-  };
 }
 
 type Log = (line: string) => void;

@@ -1,7 +1,8 @@
 // One run of tidepool-cni: from the CNI_* environment and stdin to what goes to stdout, stderr and the
 // exit code. Every failure ends as a spec-shaped error result.
 import { agentAdd, agentCheck, agentDel, type AgentFailure } from './agent-client.ts';
-import { parseInvocation, type CniEnvironment, type Invocation } from './netconf.ts';
+import type { CniEnvironment } from './environment.ts';
+import { parseInvocation, type Invocation } from './netconf.ts';
 import { addResult, errorResult, versionResult } from './result.ts';
 import { CniErrorCode, NEWEST_CNI_VERSION, type CniError } from './spec.ts';
 import { spoolDel } from './spool.ts';

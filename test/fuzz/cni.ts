@@ -4,7 +4,8 @@
 import { spawn } from 'node:child_process';
 import fc from 'fast-check';
 import { AGENT_PATHS } from '../../src/cni/agent-api.ts';
-import { parseInvocation, type CniEnvironment } from '../../src/cni/netconf.ts';
+import type { CniEnvironment } from '../../src/cni/environment.ts';
+import { parseInvocation } from '../../src/cni/netconf.ts';
 import { runCni, type PluginOutput } from '../../src/cni/plugin.ts';
 import { SUPPORTED_CNI_VERSIONS } from '../../src/cni/spec.ts';
 import { agentRequestProblem } from '../../src/agent/requests.ts';

@@ -1,7 +1,8 @@
 import type { TestProject } from 'vitest/node';
 import { buildCni } from '../../scripts/build-cni.ts';
 import { devServerSearchAttributeArgs } from '../../src/temporal/search-attributes.ts';
-import { down, readStackInfo, startComponent, status, stopComponent, up, type ComponentName, type ExternalTemporal, type StackInfo } from '../../stack/stack.ts';
+import type { ComponentName, ExternalTemporal } from '../../stack/components.ts';
+import { down, readStackInfo, startComponent, status, stopComponent, up, type StackInfo } from '../../stack/stack.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {

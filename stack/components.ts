@@ -1,0 +1,176 @@
+// The processes of the local stack, as specs for processes.ts: Kubernetes and Temporal, and Tidepool itself
+// run from source; with the addresses they serve on.
+import path from 'node:path';
+import { devServerSearchAttributeArgs } from '../src/temporal/search-attributes.ts';
+import type { StackConfig, StackPaths } from './config.ts';
+import type { ProcessSpec } from './processes.ts';
+
+/** The controllers kube-controller-manager runs. No node-ipam-controller: Tidepool is the IPAM. */
+export const CONTROLLERS = [
+  'garbage-collector-controller',
+  'namespace-controller',
+  'replicaset-controller',
+  'deployment-controller',
+  'statefulset-controller',
+  'daemonset-controller',
+  'job-controller',
+  'node-lifecycle-controller',
+  'taint-eviction-controller',
+  'pod-garbage-collector-controller',
+  'serviceaccount-controller',
+  'serviceaccount-token-controller',
+  'root-ca-certificate-publisher-controller',
+];
+
+export const COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'temporal', 'tidepool-webhook', 'tidepool-worker', 'tidepool-agent'] as const;
+export type ComponentName = (typeof COMPONENTS)[number];
+
+/** A Temporal server the stack does not run itself (e.g. a container started by testcontainers). */
+export interface ExternalTemporal {
+  address: string;
+  ui: string;
+}
+
+export function components(config: StackConfig, paths: StackPaths, external?: ExternalTemporal): ProcessSpec[] {
+  const all = localComponents(config, paths);
+  return external ? all.filter((spec) => spec.name !== 'temporal') : all;
+}
+
+export function localComponents(config: StackConfig, paths: StackPaths): ProcessSpec[] {
+  const { host, ports } = config;
+  const bin = (name: string) => path.join(config.binDir, name);
+  return [
+    {
+      name: 'etcd',
+      command: 'etcd',
+      args: [
+        '--name', 'tidepool',
+        '--data-dir', paths.etcdData,
+        '--listen-client-urls', `http://${host}:${ports.etcdClient}`,
+        '--advertise-client-urls', `http://${host}:${ports.etcdClient}`,
+        '--listen-peer-urls', `http://${host}:${ports.etcdPeer}`,
+        '--initial-advertise-peer-urls', `http://${host}:${ports.etcdPeer}`,
+        '--initial-cluster', `tidepool=http://${host}:${ports.etcdPeer}`,
+        '--quota-backend-bytes', String(4 * 1024 ** 3),
+      ],
+    },
+    {
+      name: 'kube-apiserver',
+      command: bin('kube-apiserver'),
+      args: [
+        `--etcd-servers=http://${host}:${ports.etcdClient}`,
+        `--bind-address=${host}`,
+        `--advertise-address=${host}`,
+        `--secure-port=${ports.apiServer}`,
+        `--tls-cert-file=${paths.servingCert}`,
+        `--tls-private-key-file=${paths.servingKey}`,
+        `--cert-dir=${path.join(paths.dir, 'apiserver-certs')}`,
+        `--client-ca-file=${paths.caCert}`,
+        `--token-auth-file=${paths.tokens}`,
+        '--authorization-mode=RBAC',
+        `--service-account-issuer=https://${host}:${ports.apiServer}`,
+        `--service-account-key-file=${paths.serviceAccountKey}`,
+        `--service-account-signing-key-file=${paths.serviceAccountKey}`,
+        '--service-cluster-ip-range=10.96.0.0/16',
+        '--allow-privileged=true',
+        '--endpoint-reconciler-type=none',
+        // /debug/pprof for benchmark profiles; it needs the admin token like every other path.
+        '--profiling=true',
+      ],
+    },
+    {
+      name: 'kube-controller-manager',
+      command: bin('kube-controller-manager'),
+      args: [
+        `--kubeconfig=${paths.kubeconfig}`,
+        `--authentication-kubeconfig=${paths.kubeconfig}`,
+        `--authorization-kubeconfig=${paths.kubeconfig}`,
+        '--leader-elect=false',
+        `--bind-address=${host}`,
+        `--secure-port=${ports.controllerManager}`,
+        `--tls-cert-file=${paths.servingCert}`,
+        `--tls-private-key-file=${paths.servingKey}`,
+        `--controllers=${CONTROLLERS.join(',')}`,
+        `--service-account-private-key-file=${paths.serviceAccountKey}`,
+        `--root-ca-file=${paths.caCert}`,
+        '--node-monitor-period=2s',
+        `--node-monitor-grace-period=${config.nodeMonitorGracePeriod}`,
+        // Defaults are 20/30; the workload controllers must not be the bottleneck of the benchmarks.
+        '--kube-api-qps=200',
+        '--kube-api-burst=400',
+        '--profiling=false',
+      ],
+    },
+    {
+      name: 'temporal',
+      command: bin('temporal'),
+      args: [
+        'server', 'start-dev',
+        '--ip', host,
+        '--port', String(ports.temporal),
+        '--ui-port', String(ports.temporalUi),
+        '--http-port', String(ports.temporalHttp),
+        '--metrics-port', String(ports.temporalMetrics),
+        '--db-filename', paths.temporalDb,
+        '--ui-disable-news-fetch',
+        '--log-format', 'json',
+        '--log-level', 'warn',
+        ...devServerSearchAttributeArgs(),
+      ],
+    },
+  ];
+}
+
+/**
+ * Tidepool itself on the stack: the admission webhook, the worker and one node agent, run from source with the
+ * project's Node.js. `workerEnv` adds to the worker's environment (reclaim settings, say).
+ */
+export function tidepoolComponents(
+  config: StackConfig,
+  paths: StackPaths,
+  temporalAddress = localTemporalAddress(config),
+  workerEnv: Record<string, string> = {},
+): ProcessSpec[] {
+  const env = {
+    TEMPORAL_ADDRESS: temporalAddress,
+    TEMPORAL_NAMESPACE: config.temporalNamespace,
+    KUBECONFIG: paths.kubeconfig,
+  };
+  return [
+    {
+      name: 'tidepool-webhook',
+      command: process.execPath,
+      args: [path.join(config.root, 'src', 'webhook', 'main.ts')],
+      match: 'webhook/main.ts',
+      env: {
+        KUBECONFIG: paths.kubeconfig,
+        TIDEPOOL_WEBHOOK_HOST: config.host,
+        TIDEPOOL_WEBHOOK_PORT: String(config.ports.webhook),
+        TIDEPOOL_WEBHOOK_CERT_FILE: paths.servingCert,
+        TIDEPOOL_WEBHOOK_KEY_FILE: paths.servingKey,
+      },
+    },
+    {
+      name: 'tidepool-worker',
+      command: process.execPath,
+      args: [path.join(config.root, 'worker', 'main.ts')],
+      match: 'worker/main.ts',
+      env: { ...env, TIDEPOOL_METRICS_PORT: String(config.ports.workerMetrics), ...workerEnv },
+    },
+    {
+      name: 'tidepool-agent',
+      command: process.execPath,
+      args: [path.join(config.root, 'src', 'agent', 'main.ts')],
+      match: 'agent/main.ts',
+      env: { ...env, TIDEPOOL_AGENT_SOCKET: paths.agentSocket, TIDEPOOL_SPOOL_DIR: paths.cniSpool, NODE_NAME: 'local' },
+    },
+  ];
+}
+
+export function localTemporalAddress(config: StackConfig): string {
+  return `${config.host}:${config.ports.temporal}`;
+}
+
+export function apiServerUrl(config: StackConfig): string {
+  return `https://${config.host}:${config.ports.apiServer}`;
+}
