@@ -8,7 +8,8 @@ const SRC = path.resolve(import.meta.dirname, '..', 'src');
 /** What each part of src/ may import. A root file (src/config.ts) is a part of its own, named without `.ts`. */
 export const LAYERS = {
   contract: [],
-  config: [],
+  config: ['contract', 'temporal'],
+  log: [],
   k8s: ['contract'],
   temporal: ['contract'],
   ipam: ['contract', 'k8s'],
@@ -17,12 +18,12 @@ export const LAYERS = {
   store: ['contract', 'k8s', 'ipam', 'gc'],
   activities: ['contract', 'k8s', 'ipam', 'gc', 'temporal', 'store', 'metrics'],
   workflows: ['contract', 'temporal'],
-  controller: ['contract', 'k8s', 'ipam', 'gc', 'temporal'],
-  webhook: ['contract', 'k8s', 'ipam', 'config'],
+  controller: ['contract', 'log', 'k8s', 'ipam', 'gc', 'temporal'],
+  webhook: ['contract', 'k8s', 'ipam', 'config', 'log'],
   cni: ['contract'],
-  agent: ['contract', 'cni', 'temporal', 'config'],
+  agent: ['contract', 'cni', 'temporal', 'config', 'log'],
   cli: ['contract', 'config', 'k8s', 'ipam', 'gc', 'temporal'],
-  worker: ['contract', 'config', 'k8s', 'ipam', 'gc', 'temporal', 'store', 'metrics', 'activities', 'controller'],
+  worker: ['contract', 'config', 'log', 'k8s', 'ipam', 'gc', 'temporal', 'store', 'metrics', 'activities', 'controller'],
 };
 
 /** Imports that only the type checker sees: a workflow names its activities' and the sweep's types. */

@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { NODE_DEFAULTS } from './contract/defaults.ts';
+import { TASK_QUEUE } from './temporal/names.ts';
 
 /** Parses a duration such as `500ms`, `30s`, `5m`, `1h` (a bare number is seconds) into milliseconds. */
 export function parseDuration(text: string, name: string): number {
@@ -63,7 +65,7 @@ export function loadCommonConfig() {
     temporalAddress: temporalConnection.address,
     temporalConnection,
     temporalNamespace: env('TEMPORAL_NAMESPACE', 'default'),
-    taskQueue: env('TIDEPOOL_TASK_QUEUE', 'tidepool'),
+    taskQueue: env('TIDEPOOL_TASK_QUEUE', TASK_QUEUE),
   };
 }
 
@@ -80,11 +82,11 @@ export function loadWorkerConfig() {
 export function loadAgentConfig() {
   return {
     ...loadCommonConfig(),
-    socketPath: env('TIDEPOOL_AGENT_SOCKET', '/run/tidepool/agent.sock'),
-    spoolDir: env('TIDEPOOL_SPOOL_DIR', '/var/lib/tidepool/cni-spool'),
+    socketPath: env('TIDEPOOL_AGENT_SOCKET', NODE_DEFAULTS.agentSocket),
+    spoolDir: env('TIDEPOOL_SPOOL_DIR', NODE_DEFAULTS.spoolDir),
     nodeName: env('NODE_NAME', ''),
-    addTimeoutMs: parseDuration(env('TIDEPOOL_ADD_TIMEOUT', '25s'), 'TIDEPOOL_ADD_TIMEOUT'),
-    delTimeoutMs: parseDuration(env('TIDEPOOL_DEL_TIMEOUT', '8s'), 'TIDEPOOL_DEL_TIMEOUT'),
+    addTimeoutMs: parseDuration(env('TIDEPOOL_ADD_TIMEOUT', NODE_DEFAULTS.agentAddTimeout), 'TIDEPOOL_ADD_TIMEOUT'),
+    delTimeoutMs: parseDuration(env('TIDEPOOL_DEL_TIMEOUT', NODE_DEFAULTS.agentDelTimeout), 'TIDEPOOL_DEL_TIMEOUT'),
     spoolReplayIntervalMs: parseDuration(env('TIDEPOOL_SPOOL_REPLAY_INTERVAL', '10s'), 'TIDEPOOL_SPOOL_REPLAY_INTERVAL'),
   };
 }

@@ -2,16 +2,8 @@ import http from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { ipSetOf, poolAddresses } from './ipam/pool.ts';
 import type { IPPool } from './k8s/types.ts';
+import { isReclaimReason, type ReleaseReason } from './contract/release-reasons.ts';
 
-/** The label for a release reason: free-text reasons (a re-created pod's message) fold into a few values. */
-export function releaseReasonLabel(reason: string): string {
-  if (reason === 'CNI DEL') return 'CNIDel';
-  if (isVerdictReason(reason)) return reason;
-  if (reason.includes('re-created')) return 'PodReplaced';
-  return 'Other';
-}
-
-const isVerdictReason = (reason: string): boolean => /^[A-Z][A-Za-z]+$/.test(reason);
 
 /** Tidepool's Prometheus metrics, served by the worker at /metrics. */
 export class TidepoolMetrics {
@@ -36,7 +28,7 @@ export class TidepoolMetrics {
   });
   readonly releases = new Counter({
     name: 'tidepool_releases_total',
-    help: 'IPs released, by reason: CNIDel, PodReplaced, or a reclaim reason (PodNotFound, TerminatingOnNotReadyNode, ...).',
+    help: 'IPs released, by reason (src/contract/release-reasons.ts): CNIDel, PodRecreated, EndpointNotWritten, or a reclaim reason (PodNotFound, TerminatingOnNotReadyNode, ...).',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
@@ -118,13 +110,10 @@ export class TidepoolMetrics {
     });
   }
 
-  recordRelease(reason: string, count: number): void {
+  recordRelease(reason: ReleaseReason, count: number): void {
     if (count === 0) return;
-    const label = releaseReasonLabel(reason);
-    this.releases.inc({ reason: label }, count);
-    // A reclaim carries a verdict's reason (PodNotFound, PodReplaced, ...); a CNI DEL, a re-created pod's
-    // release and the rollback of an ADD carry sentences.
-    if (isVerdictReason(reason)) this.reclaims.inc({ reason: label }, count);
+    this.releases.inc({ reason }, count);
+    if (isReclaimReason(reason)) this.reclaims.inc({ reason }, count);
   }
 }
 

@@ -1,6 +1,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type LogEntry } from '@temporalio/worker';
 import { loadWorkerConfig } from '../src/config.ts';
+import { writeLogLine } from '../src/log.ts';
 import { createController } from '../src/controller/controller.ts';
 import { loadReclaimSettings } from '../src/gc/config.ts';
 import { ensureGcSchedule } from '../src/gc/schedule.ts';
@@ -8,10 +9,8 @@ import { loadKubeConfig } from '../src/k8s/kubeconfig.ts';
 import { serveMetrics } from '../src/metrics.ts';
 import { createTidepoolWorker } from './worker.ts';
 
-function jsonLine(entry: LogEntry): void {
-  const { level, message, meta, timestampNanos } = entry;
-  const time = new Date(Number(timestampNanos / 1_000_000n)).toISOString();
-  process.stdout.write(`${JSON.stringify({ time, level, msg: message, ...meta })}\n`);
+function jsonLine({ level, message, meta, timestampNanos }: LogEntry): void {
+  writeLogLine(level, message, meta, new Date(Number(timestampNanos / 1_000_000n)));
 }
 
 /** The worker process: the workflows and activities, the controller, and the tidepool-gc Schedule. */

@@ -11,6 +11,7 @@ import { ClusterCache } from '../src/k8s/cache.ts';
 import { TidepoolClient } from '../src/k8s/client.ts';
 import { TidepoolMetrics } from '../src/metrics.ts';
 import { TASK_QUEUE } from '../src/temporal/names.ts';
+import type { Log } from '../src/log.ts';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../src/workflows/index.ts', import.meta.url));
 
@@ -22,7 +23,7 @@ export interface TidepoolWorkerOptions {
   shutdownGraceMs: number;
   taskQueue?: string;
   onCacheError?: (error: Error) => void;
-  log?: (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+  log?: Log;
 }
 
 export interface TidepoolWorker {

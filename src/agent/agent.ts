@@ -7,14 +7,15 @@ import {
   WorkflowUpdateRPCTimeoutOrCancelledError,
   type Client,
 } from '@temporalio/client';
-import type { AgentAddRequest, AgentAddResponse, AgentAttachment, AgentCheckRequest } from '../cni/agent-api.ts';
+import type { AgentAddRequest, AgentAddResponse, AgentAttachment, AgentCheckRequest } from '../contract/agent-api.ts';
 import { attachmentProblem } from './requests.ts';
 import { listSpooledDels, removeSpooledDel, spoolDel } from '../cni/spool.ts';
 import { CNI_CODE_OF_FAILURE, CniErrorCode } from '../contract/cni-codes.ts';
-import type { FailureType } from '../contract/failures.ts';
+import { errorCauses, type FailureType } from '../contract/failures.ts';
 import { podLifecycleWorkflowId, TASK_QUEUE, TidepoolNode, TidepoolPod, TidepoolPodUID, TidepoolState } from '../temporal/names.ts';
 import { allocateUpdate, releaseUpdate, stateQuery, type PodIP, type PodIPLifecycleWorkflow } from '../contract/lifecycle.ts';
 import { lifecycleStaticDetails, lifecycleSummary, shortContainerID } from '../temporal/lifecycle-details.ts';
+import type { Log } from '../log.ts';
 
 /** A failure the CNI plugin passes on as a CNI error: `code` is a CNI error code. */
 export class CniError extends Error {
@@ -38,7 +39,7 @@ export interface AgentOptions {
   delTimeoutMs: number;
   spoolDir: string;
   taskQueue?: string;
-  log?: (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+  log?: Log;
 }
 
 /** Checks the fields the CNI plugin derives from CNI_* and CNI_ARGS, by the plugin's own rules; throws CniError code 4 naming them. */
@@ -52,10 +53,6 @@ export function validateAttachment(body: unknown): AgentAttachment {
 const TRY_AGAIN_GRPC_CODES: readonly number[] = [1, 4, 14];
 const FAILED_PRECONDITION = 9;
 
-const causes = function* (error: unknown): Generator<Error> {
-  for (let current = error; current instanceof Error; current = current.cause) yield current;
-};
-
 /**
  * Whether Temporal, or a worker behind it, did not answer in time: the client wraps the gRPC status of a lost
  * connection or a passed deadline in a ServiceError ("Update-With-Start failed", "Failed to query Workflow"),
@@ -64,7 +61,7 @@ const causes = function* (error: unknown): Generator<Error> {
  * the code is read without isGrpcServiceError().
  */
 export function isUnreachable(error: unknown): boolean {
-  for (const current of causes(error)) {
+  for (const current of errorCauses(error)) {
     const code = (current as Error & { code?: unknown }).code;
     if (
       current instanceof WorkflowUpdateRPCTimeoutOrCancelledError ||
@@ -80,7 +77,7 @@ export function isUnreachable(error: unknown): boolean {
 /** The innermost message of an error's cause chain: the gRPC status rather than the client's wrapper. */
 function rootMessage(error: unknown): string {
   let message = String(error);
-  for (const current of causes(error)) message = current.message;
+  for (const current of errorCauses(error)) message = current.message;
   return message;
 }
 

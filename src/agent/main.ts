@@ -1,11 +1,10 @@
 import { Client, Connection } from '@temporalio/client';
 import { loadAgentConfig } from '../config.ts';
+import { jsonLog } from '../log.ts';
 import { createAgent } from './agent.ts';
 import { serveAgent } from './server.ts';
 
-function log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown> = {}): void {
-  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`);
-}
+const log = jsonLog;
 
 async function main(): Promise<void> {
   const config = loadAgentConfig();

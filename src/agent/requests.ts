@@ -1,23 +1,16 @@
 // The shape of the agent API's request bodies (src/cni/agent-api.ts), checked before anything reaches
 // Temporal, so that a malformed request is refused with a clear CNI error and starts no lifecycle. Pure.
-import { AGENT_PATHS } from '../cni/agent-api.ts';
-import { containerIDProblem, namespaceNameProblem, podNameProblem, podUIDProblem } from '../cni/identifiers.ts';
-import { interfaceNameProblem } from '../cni/interface-name.ts';
-
-const show = (value: unknown) => {
-  const text = value === undefined ? 'nothing' : JSON.stringify(value);
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
-};
-
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
+import { AGENT_PATHS } from '../contract/agent-api.ts';
+import { isObject, showValue } from '../contract/values.ts';
+import { containerIDProblem, namespaceNameProblem, podNameProblem, podUIDProblem } from '../contract/attachment.ts';
+import { interfaceNameProblem } from '../contract/attachment.ts';
 
 const isPoolList = (value: unknown) =>
   Array.isArray(value) && value.every((pool) => typeof pool === 'string' && pool.trim() !== '');
 
 /** Why `body` does not name one attachment (container, interface, pod) as the plugin sends it, or undefined. */
 export function attachmentProblem(body: unknown): string | undefined {
-  if (!isObject(body)) return `the request body must be a JSON object, got ${show(body)}`;
+  if (!isObject(body)) return `the request body must be a JSON object, got ${showValue(body)}`;
   const rules: [string, (value: string) => string | undefined][] = [
     ['containerID', containerIDProblem],
     ['ifName', interfaceNameProblem],
@@ -27,12 +20,12 @@ export function attachmentProblem(body: unknown): string | undefined {
   ];
   for (const [field, problemOf] of rules) {
     const value = body[field];
-    if (typeof value !== 'string') return `"${field}" must be a string, got ${show(value)}`;
+    if (typeof value !== 'string') return `"${field}" must be a string, got ${showValue(value)}`;
     const problem = problemOf(value);
-    if (problem) return `"${field}" ${show(value)} ${problem}`;
+    if (problem) return `"${field}" ${showValue(value)} ${problem}`;
   }
   if (body.infraContainerID !== undefined && typeof body.infraContainerID !== 'string') {
-    return `"infraContainerID" must be a string, got ${show(body.infraContainerID)}`;
+    return `"infraContainerID" must be a string, got ${showValue(body.infraContainerID)}`;
   }
   return undefined;
 }
@@ -42,15 +35,15 @@ export function agentRequestProblem(path: string, body: unknown): string | undef
   const problem = attachmentProblem(body);
   if (problem !== undefined || !isObject(body)) return problem;
   if (path === AGENT_PATHS.ADD) {
-    if (typeof body.netns !== 'string') return `"netns" must be a string, got ${show(body.netns)}`;
+    if (typeof body.netns !== 'string') return `"netns" must be a string, got ${showValue(body.netns)}`;
     const pools = body.defaultPools;
     if (pools !== undefined && !(isObject(pools) && isPoolList(pools.ipv4 ?? []) && isPoolList(pools.ipv6 ?? []))) {
-      return `"defaultPools" must be {"ipv4": [...], "ipv6": [...]} with non-empty IPPool names, got ${show(pools)}`;
+      return `"defaultPools" must be {"ipv4": [...], "ipv6": [...]} with non-empty IPPool names, got ${showValue(pools)}`;
     }
   }
   if (path === AGENT_PATHS.CHECK && body.ips !== undefined) {
     if (!Array.isArray(body.ips) || !body.ips.every((ip) => typeof ip === 'string')) {
-      return `"ips" must be a list of addresses in CIDR notation, got ${show(body.ips)}`;
+      return `"ips" must be a list of addresses in CIDR notation, got ${showValue(body.ips)}`;
     }
   }
   return undefined;

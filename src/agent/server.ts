@@ -1,7 +1,7 @@
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
-import { AGENT_PATHS } from '../cni/agent-api.ts';
+import { AGENT_PATHS } from '../contract/agent-api.ts';
 import { CniErrorCode } from '../contract/cni-codes.ts';
 import { CniError, type Agent } from './agent.ts';
 import { agentRequestProblem } from './requests.ts';

@@ -186,7 +186,7 @@ async function history(subject: string, json: boolean): Promise<number> {
         state: snapshot?.state ?? execution.typedSearchAttributes.get(TidepoolState) ?? '',
         podUID: snapshot?.podUID ?? '',
         ips: snapshot?.ipsEverHeld ?? [],
-        reason: snapshot?.lastReason ?? '',
+        reason: snapshot?.releaseReason ?? snapshot?.lastReason ?? '',
       });
     }
     return found.sort((a, b) => a.started.localeCompare(b.started));

@@ -2,9 +2,10 @@
 // deadline, with every way the call can fail turned into the CNI error to report.
 import { request } from 'node:http';
 import { isIP } from 'node:net';
-import { AGENT_PATHS, type AgentAddRequest, type AgentCheckRequest, type AgentDelRequest } from './agent-api.ts';
+import { AGENT_PATHS, type AgentAddRequest, type AgentCheckRequest, type AgentDelRequest } from '../contract/agent-api.ts';
 import type { IpamAllocation } from './result.ts';
-import { CniErrorCode, type CniError } from './spec.ts';
+import { CniErrorCode } from '../contract/cni-codes.ts';
+import type { CniError } from './spec.ts';
 
 export interface AgentEndpoint {
   socketPath: string;

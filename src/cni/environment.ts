@@ -1,9 +1,10 @@
 // The CNI_* environment of one plugin invocation: the command, the attachment's variables and the pod
 // from CNI_ARGS. Pure: it throws an InvocationProblem for the CNI error to print.
-import { containerIDProblem, namespaceNameProblem, podNameProblem, podUIDProblem } from './identifiers.ts';
-import { interfaceNameProblem } from './interface-name.ts';
+import { containerIDProblem, namespaceNameProblem, podNameProblem, podUIDProblem } from '../contract/attachment.ts';
+import { interfaceNameProblem } from '../contract/attachment.ts';
 import { fail, show } from './invocation-problem.ts';
-import { CNI_COMMANDS, CniErrorCode, type CniCommand } from './spec.ts';
+import { CniErrorCode } from '../contract/cni-codes.ts';
+import { CNI_COMMANDS, type CniCommand } from './spec.ts';
 
 export type CniEnvironment = Readonly<Record<string, string | undefined>>;
 

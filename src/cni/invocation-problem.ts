@@ -1,5 +1,6 @@
 // The failure that the parsers of one plugin invocation throw, and the helpers their messages use. The
 // throw stays inside parseInvocation, which turns it into the CNI error to print.
+import { showValue } from '../contract/values.ts';
 import type { CniError } from './spec.ts';
 
 export class InvocationProblem extends Error {
@@ -14,12 +15,7 @@ export function fail(code: number, msg: string, details?: string): never {
   throw new InvocationProblem(details === undefined ? { code, msg } : { code, msg, details });
 }
 
-export function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 /** A value as JSON for an error message, cut short so one bad field cannot flood the runtime's log. */
 export function show(value: unknown): string {
-  const text = value === undefined ? 'nothing' : JSON.stringify(value);
-  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+  return showValue(value, 120);
 }

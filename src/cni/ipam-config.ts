@@ -1,16 +1,12 @@
 // The `ipam` section of the network configuration: which IPPools to draw from, where the agent and the
 // spool are, and how long to wait. Pure: it throws an InvocationProblem for the CNI error to print.
-import { fail, isObject, show } from './invocation-problem.ts';
-import { CniErrorCode } from './spec.ts';
+import { isObject } from '../contract/values.ts';
+import { fail, show } from './invocation-problem.ts';
+import { CniErrorCode } from '../contract/cni-codes.ts';
+import { NODE_DEFAULTS } from '../contract/defaults.ts';
 
 export const IPAM_TYPE = 'tidepool';
 
-export const IPAM_DEFAULTS = {
-  agentSocket: '/run/tidepool/agent.sock',
-  addTimeoutSeconds: 30,
-  delTimeoutSeconds: 10,
-  spoolDir: '/var/lib/tidepool/cni-spool',
-} as const;
 
 const MAX_TIMEOUT_SECONDS = 600;
 /** sun_path holds 108 bytes including the terminating NUL. */
@@ -50,10 +46,10 @@ export function parseIpamConfig(config: Record<string, unknown>): TidepoolIpamCo
   return {
     defaultIpv4Pools: poolList(ipam, 'default_ipv4_ippool'),
     defaultIpv6Pools: poolList(ipam, 'default_ipv6_ippool'),
-    agentSocket: socketPath(ipam, 'agent_socket', IPAM_DEFAULTS.agentSocket),
-    addTimeoutSeconds: timeoutSeconds(ipam, 'add_timeout_seconds', IPAM_DEFAULTS.addTimeoutSeconds),
-    delTimeoutSeconds: timeoutSeconds(ipam, 'del_timeout_seconds', IPAM_DEFAULTS.delTimeoutSeconds),
-    spoolDir: absolutePath(ipam, 'spool_dir', IPAM_DEFAULTS.spoolDir),
+    agentSocket: socketPath(ipam, 'agent_socket', NODE_DEFAULTS.agentSocket),
+    addTimeoutSeconds: timeoutSeconds(ipam, 'add_timeout_seconds', NODE_DEFAULTS.pluginAddTimeoutSeconds),
+    delTimeoutSeconds: timeoutSeconds(ipam, 'del_timeout_seconds', NODE_DEFAULTS.pluginDelTimeoutSeconds),
+    spoolDir: absolutePath(ipam, 'spool_dir', NODE_DEFAULTS.spoolDir),
   };
 }
 

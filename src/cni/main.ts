@@ -1,6 +1,6 @@
 // tidepool-cni: the CNI IPAM plugin executable. The runtime (or the main plugin delegating IPAM) runs it with
 // CNI_* variables and the network configuration on stdin; it prints a result or a CNI error on stdout.
-import { CniErrorCode } from './spec.ts';
+import { CniErrorCode } from '../contract/cni-codes.ts';
 import { failedBeforeParsing, runCni, unexpectedError, type PluginOutput } from './plugin.ts';
 
 async function readStdin(): Promise<string> {

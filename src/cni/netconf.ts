@@ -1,10 +1,11 @@
 // Turns one plugin invocation (CNI_* environment and the network configuration on stdin) into a validated
 // request, or into the CNI error to print. Pure: no I/O, and it never throws.
 import { parseAttachmentEnvironment, parseCommand, type CniEnvironment, type PodIdentity } from './environment.ts';
-import { InvocationProblem, fail, isObject, show } from './invocation-problem.ts';
+import { isObject } from '../contract/values.ts';
+import { InvocationProblem, fail, show } from './invocation-problem.ts';
 import { parseIpamConfig, type TidepoolIpamConfig } from './ipam-config.ts';
+import { CniErrorCode } from '../contract/cni-codes.ts';
 import {
-  CniErrorCode,
   NEWEST_CNI_VERSION,
   SUPPORTED_CNI_VERSIONS,
   isSupportedCniVersion,

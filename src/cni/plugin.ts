@@ -4,7 +4,8 @@ import { agentAdd, agentCheck, agentDel, type AgentFailure } from './agent-clien
 import type { CniEnvironment } from './environment.ts';
 import { parseInvocation, type Invocation } from './netconf.ts';
 import { addResult, errorResult, versionResult } from './result.ts';
-import { CniErrorCode, NEWEST_CNI_VERSION, type CniError } from './spec.ts';
+import { CniErrorCode } from '../contract/cni-codes.ts';
+import { NEWEST_CNI_VERSION, type CniError } from './spec.ts';
 import { spoolDel } from './spool.ts';
 
 export interface PluginOutput {

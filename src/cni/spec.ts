@@ -13,7 +13,6 @@ export function supportsCheck(version: CniVersion): boolean {
   return version !== '0.3.1';
 }
 
-export { CniErrorCode } from '../contract/cni-codes.ts';
 
 /** The body of a CNI error result, without its cniVersion. */
 export interface CniError {

@@ -3,7 +3,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import type { AgentAttachment } from './agent-api.ts';
+import type { AgentAttachment } from '../contract/agent-api.ts';
 
 export interface SpooledDel extends AgentAttachment {
   /** When the DEL was spooled (RFC 3339). */

@@ -60,7 +60,7 @@ export interface LifecycleSnapshot {
   poolsEverUsed: string[];
   /** Why the lifecycle is in its state, as a person reads it. */
   lastReason?: string;
-  /** Why the IPs were last released (Released, Reclaimed, Retained lifecycles); absent in histories before it. */
+  /** Why the IPs were last released (a Released or Reclaimed lifecycle); absent in histories written before it. */
   releaseReason?: ReleaseReason;
   /** Epoch ms of the first allocation of the current pod. */
   allocatedAt?: number;

@@ -22,9 +22,9 @@ export const RELEASE_REASONS = ['CNIDel', 'PodRecreated', 'EndpointNotWritten', 
 export type ReleaseReason = (typeof RELEASE_REASONS)[number];
 
 const TEXT: Record<ReleaseReason, string> = {
-  CNIDel: 'released by a CNI DEL',
-  PodRecreated: 'released before the re-created pod (a new UID under the same name) got IPs of its own',
-  EndpointNotWritten: "given back: the pod's PodEndpoint could not be written",
+  CNIDel: 'a CNI DEL from the runtime',
+  PodRecreated: 'the pod was re-created under its name with a new UID, which gets IPs of its own',
+  EndpointNotWritten: "given back at once: the pod's PodEndpoint could not be written",
   PodNotFound: 'the pod no longer exists',
   PodReplaced: 'the pod was replaced by another with the same name and another UID',
   PodSucceeded: 'the pod succeeded and its grace period passed',

@@ -18,6 +18,7 @@ import { restartOnError, type Watched } from '../k8s/watch.ts';
 import { podLifecycleWorkflowId, poolDeletionWorkflowId, TASK_QUEUE } from '../temporal/names.ts';
 import { podEventSignal, type PodEvent } from '../contract/lifecycle.ts';
 import { poolReleasedSignal, type PoolDeletionWorkflow } from '../contract/pools.ts';
+import type { Log } from '../log.ts';
 
 const HELD_IPS_SYNC_DELAY_MS = 300;
 /** How often every pool is looked at again, for a finalizer someone removed without the watch telling us. */
@@ -28,7 +29,7 @@ export interface ControllerOptions {
   client: Client;
   /** Where pool-deletion workflows run. */
   taskQueue?: string;
-  log?: (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+  log?: Log;
 }
 
 /**

@@ -15,8 +15,6 @@ export interface IP {
   value: bigint;
 }
 
-export const MAX_VALUE: Record<Family, bigint> = { 4: (1n << 32n) - 1n, 6: (1n << 128n) - 1n };
-
 const parsedIPs = new Map<string, IP>();
 const MAX_PARSED_IPS = 1 << 16;
 
@@ -76,8 +74,4 @@ export function parseSubnet(text: string): Subnet {
     throw new IPAMInputError(`"${text}" has host bits set; its network is ${formatIP(ip.family, first)}/${prefix}`);
   }
   return { family: ip.family, prefix, first, last: first + (1n << hostBits) - 1n };
-}
-
-export function subnetContains(subnet: Subnet, ip: IP): boolean {
-  return ip.family === subnet.family && ip.value >= subnet.first && ip.value <= subnet.last;
 }

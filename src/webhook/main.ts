@@ -1,11 +1,10 @@
 import { readFileSync, statSync } from 'node:fs';
 import { loadWebhookConfig } from '../config.ts';
+import { jsonLog } from '../log.ts';
 import { loadKubeConfig } from '../k8s/kubeconfig.ts';
 import { serveWebhook } from './server.ts';
 
-function log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown> = {}): void {
-  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`);
-}
+const log = jsonLog;
 
 /** The admission webhook process: TLS only, with the serving certificate reloaded when its files change (cert-manager rotation). */
 async function main(): Promise<void> {

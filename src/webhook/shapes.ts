@@ -1,17 +1,11 @@
 // The shapes the webhook's rules read: an AdmissionReview request, and the fields of IPPools and ReservedIPs
 // that pool-rules.ts uses. The mutating webhook runs before the API server checks the CRD schema, so an
 // object can arrive with any JSON in any field; a shape problem is said plainly instead of failing a rule. Pure.
+import { isObject, showValue } from '../contract/values.ts';
 
 /** What is wrong with a value, each problem naming its path; empty when nothing is. */
 type Check = (value: unknown, at: string) => string[];
 
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
-
-export function showValue(value: unknown): string {
-  const text = value === undefined ? 'nothing' : JSON.stringify(value);
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
-}
 
 const join = (at: string, key: string) => (at === '' ? key : `${at}.${key}`);
 

@@ -1,6 +1,6 @@
 import { ApplicationFailure, log, proxyLocalActivities, setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
-import { NON_RETRYABLE_FAILURES } from '../contract/failures.ts';
+import { errorCauses, NON_RETRYABLE_FAILURES } from '../contract/failures.ts';
 import type {
   AllocateRequest,
   AllocateResult,
@@ -21,19 +21,14 @@ const activities = proxyLocalActivities<Activities>({
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURES] },
 });
 
-interface TypedFailure {
-  type?: string | null;
-  message: string;
-  cause?: unknown;
-}
-
 /**
  * The first failure in the chain that carries an error type: a local activity fails with the activity's
  * ApplicationFailure itself, a regular one with an ActivityFailure that wraps it.
  */
 function rootFailure(error: unknown): { type: string; message: string } {
-  for (let current = error as TypedFailure | undefined; current; current = current.cause as TypedFailure | undefined) {
-    if (typeof current.type === 'string' && current.type !== '') return { type: current.type, message: current.message };
+  for (const current of errorCauses(error)) {
+    const type = (current as { type?: unknown }).type;
+    if (typeof type === 'string' && type !== '') return { type, message: current.message };
   }
   return { type: 'AllocationFailed', message: (error as Error).message };
 }

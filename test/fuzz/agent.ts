@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
-import { AGENT_PATHS } from '../../src/cni/agent-api.ts';
+import { AGENT_PATHS } from '../../src/contract/agent-api.ts';
 import { RECLAIM_DEFAULTS } from '../../src/gc/config.ts';
 import { TidepoolClient } from '../../src/k8s/client.ts';
 import { loadKubeConfig } from '../../src/k8s/kubeconfig.ts';

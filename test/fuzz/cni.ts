@@ -3,7 +3,7 @@
 // run the way a container runtime runs it.
 import { spawn } from 'node:child_process';
 import fc from 'fast-check';
-import { AGENT_PATHS } from '../../src/cni/agent-api.ts';
+import { AGENT_PATHS } from '../../src/contract/agent-api.ts';
 import type { CniEnvironment } from '../../src/cni/environment.ts';
 import { parseInvocation } from '../../src/cni/netconf.ts';
 import { runCni, type PluginOutput } from '../../src/cni/plugin.ts';

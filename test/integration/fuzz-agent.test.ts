@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgent } from '../../src/agent/agent.ts';
 import { serveAgent } from '../../src/agent/server.ts';
-import { AGENT_PATHS } from '../../src/cni/agent-api.ts';
+import { AGENT_PATHS } from '../../src/contract/agent-api.ts';
 import { podLifecycleWorkflowId } from '../../src/temporal/names.ts';
 import { agentProperty, lifecycleWorkflowIds, poolSnapshot, requestAgent, sideEffectProblems, startAgentUnderFuzz, type AgentLedger, type AgentUnderFuzz } from '../fuzz/agent.ts';
 import { assertNoFailure, fuzz } from '../fuzz/run.ts';

@@ -64,7 +64,7 @@ describe('(a) a pod deleted while its CNI DEL never comes', () => {
     await waitFor('the PodEndpoints to go', async () => (await pools().listPodEndpoints(namespace.name)).length === 0);
     const handle = tidepool.client.workflow.getHandle(podLifecycleWorkflowId(namespace.name, 'gone-0'));
     const result = await handle.result();
-    expect([result.state, result.lastReason]).toEqual(['Reclaimed', 'PodNotFound']);
+    expect([result.state, result.releaseReason]).toEqual(['Reclaimed', 'PodNotFound']);
     const signals = (await handle.fetchHistory()).events!.filter((e) => e.workflowExecutionSignaledEventAttributes).map((e) => e.workflowExecutionSignaledEventAttributes!.signalName);
     expect(signals).toContain('podEvent');
     expect(await tidepool.metrics.registry.getSingleMetricAsString('tidepool_reclaims_total')).toContain('tidepool_reclaims_total{reason="PodNotFound"} 5');
@@ -121,7 +121,7 @@ describe('(b) a node that breaks down and never comes back', () => {
       await waitFor('the dead node’s pod IP to be reclaimed', async () => !(await holders()).includes(on.name), 60_000);
       expect(Date.now()).toBeGreaterThanOrEqual(graceEnds);
       const result = await tidepool.client.workflow.getHandle(podLifecycleWorkflowId(namespace.name, on.name)).result();
-      expect([result.state, result.lastReason]).toEqual(['Reclaimed', 'TerminatingOnNotReadyNode']);
+      expect([result.state, result.releaseReason]).toEqual(['Reclaimed', 'TerminatingOnNotReadyNode']);
 
       // The node-lifecycle controller taints one node at a time (0.1 nodes/s), so the second may lag.
       let offDeletion = 0;
@@ -175,7 +175,7 @@ describe('StatefulSet pods whose CNI DEL never comes', () => {
     await waitFor('db-0 to be gone after the scale-down', async () => (await current()) === undefined);
     await waitFor('the scaled-down pod’s IP to be reclaimed', async () => (await allocated(pool)) === 0, 15_000);
     const result = await tidepool.client.workflow.getHandle(podLifecycleWorkflowId(namespace.name, 'db-0')).result();
-    expect([result.state, result.lastReason]).toEqual(['Reclaimed', 'StatefulSetScaledDown']);
+    expect([result.state, result.releaseReason]).toEqual(['Reclaimed', 'StatefulSetScaledDown']);
   });
 });
 

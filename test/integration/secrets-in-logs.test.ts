@@ -10,7 +10,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AGENT_PATHS } from '../../src/cni/agent-api.ts';
+import { AGENT_PATHS } from '../../src/contract/agent-api.ts';
 import { stackPaths } from '../../stack/config.ts';
 import { requestAgent } from '../fuzz/agent.ts';
 import { postToWebhook, startWebhookProcess } from '../fuzz/webhook.ts';

@@ -102,7 +102,7 @@ describe('a GC sweep', () => {
     for (const [pod, reason] of [['ghost', 'PodNotFound'], ['finished', 'PodSucceeded'], ['orphan', 'EndpointWithoutPod']] as const) {
       const handle = tidepool.client.workflow.getHandle(podLifecycleWorkflowId(namespace.name, pod));
       const result = await handle.result();
-      expect([pod, result.state, result.lastReason]).toEqual([pod, 'Reclaimed', reason]);
+      expect([pod, result.state, result.releaseReason]).toEqual([pod, 'Reclaimed', reason]);
     }
     const again = await sweep(false);
     expect(mine(again)).toEqual([]);
@@ -113,18 +113,18 @@ describe('handing leaks over to their lifecycles', () => {
   it('skips a group whose records and endpoint are gone since the plan was read, and hands over one still held', async () => {
     const activities = createSweepActivities({ kubeConfig: kubeConfig(), gc: RECLAIM_DEFAULTS.gc, taskQueue: tidepool.taskQueue, metrics: new TidepoolMetrics(), writer: tidepool.writer });
     const env = new MockActivityEnvironment(undefined, { client: tidepool.client });
-    const gone = { namespace: namespace.name, pod: 'already-reclaimed', podUID: 'gone-uid', reason: 'PodNotFound', ips: [{ ip: '10.91.0.47', pool }] };
+    const gone = { namespace: namespace.name, pod: 'already-reclaimed', podUID: 'gone-uid', reason: 'PodNotFound' as const, ips: [{ ip: '10.91.0.47', pool }] };
     expect(await env.run(activities.requestReclaims, [gone])).toBe(0);
     await expect(tidepool.client.workflow.getHandle(podLifecycleWorkflowId(namespace.name, 'already-reclaimed')).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
 
     const current = (await pools().getPool(pool))!;
     const allocatedIPs = { ...current.status?.allocatedIPs, '10.91.0.46': { pod: `${namespace.name}/stale`, podUID: 'stale-uid', allocatedAt: new Date(0).toISOString() } };
     await pools().replacePoolStatus({ ...current, status: { ...current.status, allocatedIPs, allocatedIPCount: Object.keys(allocatedIPs).length } });
-    const held = { namespace: namespace.name, pod: 'stale', podUID: 'stale-uid', reason: 'PodNotFound', ips: [{ ip: '10.91.0.46', pool }] };
+    const held = { namespace: namespace.name, pod: 'stale', podUID: 'stale-uid', reason: 'PodNotFound' as const, ips: [{ ip: '10.91.0.46', pool }] };
     expect(await env.run(activities.requestReclaims, [held])).toBe(1);
     const handle = tidepool.client.workflow.getHandle(podLifecycleWorkflowId(namespace.name, 'stale'));
     const result = await handle.result();
-    expect([result.state, result.lastReason]).toEqual(['Reclaimed', 'PodNotFound']);
+    expect([result.state, result.releaseReason]).toEqual(['Reclaimed', 'PodNotFound']);
     expect((await holders()).includes('stale')).toBe(false);
     const description = await handle.describe();
     expect(await description.staticSummary()).toBe(`IPs of pod ${namespace.name}/stale`);

@@ -83,7 +83,7 @@ describe('the Temporal UI as the IP audit tool', () => {
     expect(text).toContain(`IPs of pod ${namespace.name}/${podName}`);
     expect(text).toContain(`CNI ADD of container ${containerID.slice(0, 12)} on interface eth0`);
     expect(text).toContain(nodeName);
-    expect(text).toMatch(/Released:? *CNI DEL/);
+    expect(text).toMatch(/Released:? *a CNI DEL from the runtime \(CNIDel\)/);
     await screenshot(page, 'temporal-ui-details.png');
   });
 });

@@ -97,10 +97,10 @@ describe('the worker killed with SIGKILL while it reclaims', () => {
 
       for (const name of names) {
         const workflowId = `pod-ip/${namespace.name}/${name}`;
-        const result = (await client.workflow.getHandle(workflowId).result()) as { state: string; lastReason: string };
+        const result = (await client.workflow.getHandle(workflowId).result()) as { state: string; releaseReason: string };
         // The restarted worker's first sweep may find an endpoint whose records the killed worker had already
         // released, and hand it to the same lifecycle: then that is the last reason.
-        expect([name, result.state, ['PodNotFound', 'EndpointWithoutPod'].includes(result.lastReason)]).toEqual([name, 'Reclaimed', true]);
+        expect([name, result.state, ['PodNotFound', 'EndpointWithoutPod'].includes(result.releaseReason)]).toEqual([name, 'Reclaimed', true]);
         let statuses: string[] = [];
         await waitFor(`visibility to show ${workflowId} completed`, async () => {
           statuses = [];

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { AgentAddRequest } from '../../src/cni/agent-api.ts';
+import type { AgentAddRequest } from '../../src/contract/agent-api.ts';
 import { agentAdd, agentCheck, agentDel, type AgentOutcome } from '../../src/cni/agent-client.ts';
 import { cniError, json, startFakeAgent, type AgentCall, type FakeAgent, type FakeAnswer } from './cni-fake-agent.ts';
 

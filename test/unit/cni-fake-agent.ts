@@ -1,7 +1,7 @@
 // A minimal stand-in for the tidepool agent's unix-socket HTTP API, for the CNI tests.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import path from 'node:path';
-import type { AgentErrorResponse } from '../../src/cni/agent-api.ts';
+import type { AgentErrorResponse } from '../../src/contract/agent-api.ts';
 
 export interface AgentCall {
   path: string;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildCni } from '../../scripts/build-cni.ts';
-import type { AgentAddResponse } from '../../src/cni/agent-api.ts';
+import type { AgentAddResponse } from '../../src/contract/agent-api.ts';
 import { runPluginProcess } from '../fuzz/cni.ts';
 import { cniEnvFor, cniError, json, startFakeAgent, type FakeAgent, type FakeAnswer } from './cni-fake-agent.ts';
 

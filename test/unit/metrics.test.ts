@@ -1,41 +1,27 @@
 import { describe, expect, it } from 'vitest';
 import type { IPPool } from '../../src/k8s/types.ts';
-import { releaseReasonLabel, TidepoolMetrics } from '../../src/metrics.ts';
+import { RELEASE_REASONS, releaseReasonText } from '../../src/contract/release-reasons.ts';
+import { TidepoolMetrics } from '../../src/metrics.ts';
 
 describe('metrics', () => {
-  it.each([
-    ['CNI DEL', 'CNIDel'],
-    ['PodNotFound', 'PodNotFound'],
-    ['TerminatingOnNotReadyNode', 'TerminatingOnNotReadyNode'],
-    ['pod ns/web-0 was re-created with UID 1234', 'PodReplaced'],
-    ['something else entirely', 'Other'],
-  ])('labels the release reason %j as %s', (reason, label) => {
-    expect(releaseReasonLabel(reason)).toBe(label);
-  });
-
-  it('counts releases, and reclaims apart from CNI DELs, re-created pods and rolled-back ADDs', async () => {
+  it('counts every release by its typed reason, and reclaims apart from CNI DELs, re-created pods and rolled-back ADDs', async () => {
     const metrics = new TidepoolMetrics();
-    metrics.recordRelease('CNI DEL', 2);
+    metrics.recordRelease('CNIDel', 2);
     metrics.recordRelease('PodNotFound', 3);
-    metrics.recordRelease('pod a/b was re-created with UID c', 1);
-    metrics.recordRelease('PodEndpoint not written', 1);
-    const text = await metrics.registry.metrics();
-    expect(text).toContain('tidepool_releases_total{reason="Other"} 1');
-    expect(text).not.toContain('tidepool_reclaims_total{reason="Other"}');
-    expect(text).toContain('tidepool_releases_total{reason="CNIDel"} 2');
-    expect(text).toContain('tidepool_releases_total{reason="PodNotFound"} 3');
-    expect(text).toContain('tidepool_reclaims_total{reason="PodNotFound"} 3');
-    expect(text).not.toContain('tidepool_reclaims_total{reason="CNIDel"}');
-    expect(text).not.toContain('tidepool_reclaims_total{reason="PodReplaced"}');
-  });
-
-  it('a sweep’s PodReplaced verdict is a reclaim, unlike the lifecycle’s release of a re-created pod', async () => {
-    const metrics = new TidepoolMetrics();
-    metrics.recordRelease('pod a/b was re-created with UID c', 1);
+    metrics.recordRelease('PodRecreated', 1);
+    metrics.recordRelease('EndpointNotWritten', 1);
     metrics.recordRelease('PodReplaced', 2);
     const text = await metrics.registry.metrics();
-    expect(text).toContain('tidepool_releases_total{reason="PodReplaced"} 3');
+    for (const [reason, count] of [['CNIDel', 2], ['PodNotFound', 3], ['PodRecreated', 1], ['EndpointNotWritten', 1], ['PodReplaced', 2]] as const) {
+      expect(text).toContain(`tidepool_releases_total{reason="${reason}"} ${count}`);
+    }
+    expect(text).toContain('tidepool_reclaims_total{reason="PodNotFound"} 3');
     expect(text).toContain('tidepool_reclaims_total{reason="PodReplaced"} 2');
+    for (const reason of ['CNIDel', 'PodRecreated', 'EndpointNotWritten']) expect(text).not.toContain(`tidepool_reclaims_total{reason="${reason}"}`);
+  });
+
+  it('has a sentence for every release reason, naming the reason', () => {
+    for (const reason of RELEASE_REASONS) expect(releaseReasonText(reason)).toMatch(new RegExp(`^[a-z].* \\(${reason}\\)$`));
   });
 
   it('reports every pool’s capacity, allocated and free IPs at scrape time', async () => {

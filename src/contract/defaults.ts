@@ -1,0 +1,16 @@
+/** The defaults that the node's two sides, tidepool-cni (its netconf's `ipam` keys) and the agent (its environment), must agree on. */
+export const NODE_DEFAULTS = {
+  /** Where the agent serves and the plugin connects (`ipam.agent_socket`, `TIDEPOOL_AGENT_SOCKET`). */
+  agentSocket: '/run/tidepool/agent.sock',
+  /** Where DELs that found no agent wait for its replay (`ipam.spool_dir`, `TIDEPOOL_SPOOL_DIR`). */
+  spoolDir: '/var/lib/tidepool/cni-spool',
+  /** The plugin's deadlines for the agent's answer (`ipam.add_timeout_seconds`, `ipam.del_timeout_seconds`). */
+  pluginAddTimeoutSeconds: 30,
+  pluginDelTimeoutSeconds: 10,
+  /**
+   * The agent's deadlines for the lifecycle's answer (`TIDEPOOL_ADD_TIMEOUT`, `TIDEPOOL_DEL_TIMEOUT`): below the
+   * plugin's, so the runtime sees the agent's error, which says what to check, rather than the plugin's timeout.
+   */
+  agentAddTimeout: '25s',
+  agentDelTimeout: '8s',
+} as const;
