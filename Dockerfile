@@ -2,7 +2,7 @@
 # admission webhook, the CLI, and tidepool-cni as a self-contained executable that the chart's init container
 # copies to the host's /opt/cni/bin. Node.js 24 runs the TypeScript sources directly (type stripping), so
 # there is no compile step; only the CNI is built. Select the process with the arguments:
-#   worker/main.ts (default), src/agent/main.ts, src/webhook/main.ts, src/cli/main.ts <command>.
+#   src/worker/main.ts (default), src/agent/main.ts, src/webhook/main.ts, src/cli/main.ts <command>.
 
 # The CNI as a Node.js single executable application (scripts/build-cni-sea.ts): esbuild and postject are
 # development dependencies, so this stage installs them all.
@@ -26,10 +26,9 @@ ENV NODE_ENV=production
 COPY --from=dependencies /app/node_modules node_modules
 COPY package.json ./
 COPY src src
-COPY worker worker
 COPY --from=cni /build/dist/tidepool-cni-sea /opt/tidepool/tidepool-cni
 RUN ln -s /app/src/cli/main.ts /usr/local/bin/tidepool
 # The image's unprivileged user (uid 1000); the chart runs only the agent and the CNI installer as root.
 USER node
 ENTRYPOINT ["node"]
-CMD ["worker/main.ts"]
+CMD ["src/worker/main.ts"]

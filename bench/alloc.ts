@@ -16,7 +16,7 @@ import { RECLAIM_DEFAULTS } from '../src/gc/config.ts';
 import { serveAgent } from '../src/agent/server.ts';
 import { TidepoolClient } from '../src/k8s/client.ts';
 import { up } from '../stack/stack.ts';
-import { createTidepoolWorker } from '../worker/worker.ts';
+import { createTidepoolWorker } from '../src/worker/worker.ts';
 import { buildCni } from '../scripts/build-cni.ts';
 import { cpuDelta, sampleCpu, type CpuSample } from './cpu.ts';
 import { markdownTable, percentile, replaceSection } from './report.ts';

@@ -7,7 +7,7 @@ export interface CniCall {
   command: CniCommand;
   containerID: string;
   pod: { namespace: string; name: string; uid: string };
-  ifName?: string;
+  interface?: string;
   netconf: string;
 }
 
@@ -41,7 +41,7 @@ export function invokeCni(
     CNI_COMMAND: call.command,
     CNI_CONTAINERID: call.containerID,
     CNI_NETNS: `/var/run/netns/cni-${call.containerID.slice(0, 12)}`,
-    CNI_IFNAME: call.ifName ?? 'eth0',
+    CNI_IFNAME: call.interface ?? 'eth0',
     CNI_PATH: cniPath,
     CNI_ARGS: [
       'IgnoreUnknown=1',

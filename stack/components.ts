@@ -153,7 +153,7 @@ export function tidepoolComponents(
     {
       name: 'tidepool-worker',
       command: process.execPath,
-      args: [path.join(config.root, 'worker', 'main.ts')],
+      args: [path.join(config.root, 'src', 'worker', 'main.ts')],
       match: 'worker/main.ts',
       env: { ...env, TIDEPOOL_METRICS_PORT: String(config.ports.workerMetrics), ...workerEnv },
     },

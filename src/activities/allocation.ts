@@ -64,7 +64,7 @@ export function createAllocationActivities({ kubeConfig, store, cache, metrics }
         namespace: { labels: namespace?.metadata?.labels, annotations: namespace?.metadata?.annotations },
         node: nodeName ? { name: nodeName, labels: node?.metadata?.labels } : undefined,
         interface: input.interface,
-        netconfDefaults: input.netconfDefaults,
+        defaultPools: input.defaultPools,
         pools,
       });
     };

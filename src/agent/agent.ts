@@ -116,7 +116,7 @@ export function createAgent(options: AgentOptions) {
         pod: ref.podName,
         podUID: ref.podUID,
         ...(options.nodeName ? { node: options.nodeName } : {}),
-        startedBy: `CNI ADD of container ${shortContainerID(ref.containerID)} on interface ${ref.ifName}`,
+        startedBy: `CNI ADD of container ${shortContainerID(ref.containerID)} on interface ${ref.interface}`,
       }),
     });
     try {
@@ -126,8 +126,8 @@ export function createAgent(options: AgentOptions) {
             {
               podUID: ref.podUID,
               containerID: ref.containerID,
-              interface: ref.ifName,
-              netconfDefaults: { ipv4: request.defaultPools?.ipv4 ?? [], ipv6: request.defaultPools?.ipv6 ?? [] },
+              interface: ref.interface,
+              defaultPools: { ipv4: request.defaultPools?.ipv4 ?? [], ipv6: request.defaultPools?.ipv6 ?? [] },
             },
           ],
           startWorkflowOperation: start,
@@ -168,10 +168,10 @@ export function createAgent(options: AgentOptions) {
     try {
       const result = await client.withDeadline(Date.now() + options.delTimeoutMs, () =>
         handle.executeUpdate(releaseUpdate, {
-          args: [{ podUID: ref.podUID, containerID: ref.containerID, interface: ref.ifName }],
+          args: [{ podUID: ref.podUID, containerID: ref.containerID, interface: ref.interface }],
         }),
       );
-      log('info', 'CNI DEL', { pod: `${ref.podNamespace}/${ref.podName}`, interface: ref.ifName, ...result });
+      log('info', 'CNI DEL', { pod: `${ref.podNamespace}/${ref.podName}`, interface: ref.interface, ...result });
       return true;
     } catch (error) {
       // No lifecycle, or one that has ended: the pod holds nothing, and DEL must succeed.
@@ -195,7 +195,7 @@ export function createAgent(options: AgentOptions) {
     if (await release(ref)) return { spooled: false };
     const path = await spoolDel(options.spoolDir, {
       containerID: ref.containerID,
-      ifName: ref.ifName,
+      interface: ref.interface,
       podNamespace: ref.podNamespace,
       podName: ref.podName,
       podUID: ref.podUID,
@@ -226,15 +226,15 @@ export function createAgent(options: AgentOptions) {
       }
       throw error;
     }
-    const held = state.interfaces[ref.ifName];
+    const held = state.interfaces[ref.interface];
     if (state.podUID !== ref.podUID || !held || held.containerID !== ref.containerID) {
-      throw new CniError(CniErrorCode.NotAllocated, `Tidepool holds no IP for container ${ref.containerID} interface ${ref.ifName} of pod ${podName}`);
+      throw new CniError(CniErrorCode.NotAllocated, `Tidepool holds no IP for container ${ref.containerID} interface ${ref.interface} of pod ${podName}`);
     }
     const expected = (body as Partial<AgentCheckRequest>).ips ?? [];
     const actual = held.ips.map((h) => h.address);
     const missing = expected.filter((address) => !actual.includes(address));
     if (missing.length > 0) {
-      throw new CniError(CniErrorCode.NotAllocated, `pod ${podName} ${ref.ifName} does not hold ${missing.join(', ')}; it holds ${actual.join(', ')}`);
+      throw new CniError(CniErrorCode.NotAllocated, `pod ${podName} ${ref.interface} does not hold ${missing.join(', ')}; it holds ${actual.join(', ')}`);
     }
   }
 

@@ -13,7 +13,7 @@ export function attachmentProblem(body: unknown): string | undefined {
   if (!isObject(body)) return `the request body must be a JSON object, got ${showValue(body)}`;
   const rules: [string, (value: string) => string | undefined][] = [
     ['containerID', containerIDProblem],
-    ['ifName', interfaceNameProblem],
+    ['interface', interfaceNameProblem],
     ['podNamespace', namespaceNameProblem],
     ['podName', podNameProblem],
     ['podUID', podUIDProblem],

@@ -19,7 +19,7 @@ export interface PodIdentity {
 /** What the environment says about the attachment of an ADD, DEL or CHECK. */
 export interface AttachmentEnvironment {
   containerID: string;
-  ifName: string;
+  interface: string;
   pod: PodIdentity;
   netns: string;
 }
@@ -59,7 +59,7 @@ export function parseAttachmentEnvironment(
   }
   return {
     containerID: parseContainerID(env.CNI_CONTAINERID ?? ''),
-    ifName: parseInterfaceName(env.CNI_IFNAME ?? ''),
+    interface: parseInterfaceName(env.CNI_IFNAME ?? ''),
     pod: parsePodIdentity(env.CNI_ARGS ?? ''),
     netns: env.CNI_NETNS ?? '',
   };
@@ -76,12 +76,12 @@ function parseContainerID(containerID: string): string {
   return containerID;
 }
 
-function parseInterfaceName(ifName: string): string {
-  const problem = interfaceNameProblem(ifName);
+function parseInterfaceName(interfaceName: string): string {
+  const problem = interfaceNameProblem(interfaceName);
   if (problem !== undefined) {
-    fail(CniErrorCode.InvalidEnvironment, `CNI_IFNAME ${show(ifName)} is not a valid interface name: it ${problem}`);
+    fail(CniErrorCode.InvalidEnvironment, `CNI_IFNAME ${show(interfaceName)} is not a valid interface name: it ${problem}`);
   }
-  return ifName;
+  return interfaceName;
 }
 
 const POD_KEYS = ['K8S_POD_NAMESPACE', 'K8S_POD_NAME', 'K8S_POD_UID'] as const;

@@ -17,7 +17,7 @@ import {
 interface AttachmentInvocation {
   cniVersion: CniVersion;
   containerID: string;
-  ifName: string;
+  interface: string;
   pod: PodIdentity;
   ipam: TidepoolIpamConfig;
 }

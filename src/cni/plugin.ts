@@ -42,8 +42,8 @@ export function unexpectedError(error: unknown): CniError {
 async function dispatch(invocation: Invocation): Promise<PluginOutput> {
   if (invocation.command === 'VERSION') return succeeded(versionResult(invocation.cniVersion));
 
-  const { cniVersion, containerID, ifName, pod, ipam } = invocation;
-  const attachment = { containerID, ifName, ...pod };
+  const { cniVersion, containerID, interface: interfaceName, pod, ipam } = invocation;
+  const attachment = { containerID, interface: interfaceName, ...pod };
   switch (invocation.command) {
     case 'ADD': {
       const outcome = await agentAdd(
@@ -75,7 +75,7 @@ async function dispatch(invocation: Invocation): Promise<PluginOutput> {
       } catch (error) {
         return failed(cniVersion, {
           code: CniErrorCode.IOFailure,
-          msg: `could not spool the DEL of container ${containerID} (interface ${ifName}) to ${ipam.spoolDir}: ${
+          msg: `could not spool the DEL of container ${containerID} (interface ${interfaceName}) to ${ipam.spoolDir}: ${
             error instanceof Error ? error.message : String(error)
           }`,
           details:

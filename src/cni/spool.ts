@@ -18,16 +18,16 @@ const MAX_NAME_PART = 180;
 
 /**
  * Spools a DEL durably and gives the file's path: creates `dir` (mode 0700) if needed, writes a temp file
- * in it, fsyncs it, renames it to `<containerID>-<ifName>.json` and fsyncs the directory. Spooling the same
+ * in it, fsyncs it, renames it to `<containerID>-<interface>.json` and fsyncs the directory. Spooling the same
  * attachment again replaces the file.
  */
 export async function spoolDel(dir: string, request: Omit<SpooledDel, 'spooledAt'>): Promise<string> {
-  if (!request.containerID || !request.ifName) throw new Error('a spooled DEL needs a containerID and an ifName');
+  if (!request.containerID || !request.interface) throw new Error('a spooled DEL needs a containerID and an interface');
   const entry: SpooledDel = { ...request, spooledAt: new Date().toISOString() };
   const firstCreated = await mkdir(dir, { recursive: true, mode: 0o700 });
   if (firstCreated !== undefined) await fsyncCreatedDirectories(firstCreated, dir);
 
-  const target = path.join(dir, spoolFileName(request.containerID, request.ifName));
+  const target = path.join(dir, spoolFileName(request.containerID, request.interface));
   const temp = `${target}.${process.pid}-${randomBytes(4).toString('hex')}${TEMP_SUFFIX}`;
   try {
     const file = await open(temp, 'wx', 0o600);
@@ -51,11 +51,11 @@ export async function spoolDel(dir: string, request: Omit<SpooledDel, 'spooledAt
  * cut to MAX_NAME_PART characters (a file name has at most 255 bytes, and the temp file adds its suffix);
  * when either changed a name, a hash of the exact IDs keeps two different attachments from sharing one file.
  */
-export function spoolFileName(containerID: string, ifName: string): string {
+export function spoolFileName(containerID: string, interfaceName: string): string {
   const clean = (name: string) => name.replace(/[^A-Za-z0-9._-]/g, '_');
-  const base = `${clean(containerID)}-${clean(ifName)}`;
-  if (clean(containerID) === containerID && clean(ifName) === ifName && base.length <= MAX_NAME_PART) return `${base}${ENTRY_SUFFIX}`;
-  const hash = createHash('sha256').update(`${containerID}\0${ifName}`).digest('hex').slice(0, 12);
+  const base = `${clean(containerID)}-${clean(interfaceName)}`;
+  if (clean(containerID) === containerID && clean(interfaceName) === interfaceName && base.length <= MAX_NAME_PART) return `${base}${ENTRY_SUFFIX}`;
+  const hash = createHash('sha256').update(`${containerID}\0${interfaceName}`).digest('hex').slice(0, 12);
   return `${base.slice(0, MAX_NAME_PART)}-${hash}${ENTRY_SUFFIX}`;
 }
 
@@ -127,7 +127,9 @@ function parseSpooledDel(text: string): SpooledDel | string {
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'not a JSON object';
   const record = value as Record<string, unknown>;
-  for (const key of ['containerID', 'ifName', 'podNamespace', 'podName', 'podUID', 'spooledAt'] as const) {
+  // A DEL spooled by a plugin from before the agent API named the interface `interface`.
+  if (record.interface === undefined) record.interface = record.ifName;
+  for (const key of ['containerID', 'interface', 'podNamespace', 'podName', 'podUID', 'spooledAt'] as const) {
     if (typeof record[key] !== 'string' || record[key] === '') return `"${key}" is missing or not a non-empty string`;
   }
   if (record.infraContainerID !== undefined && typeof record.infraContainerID !== 'string') {
@@ -136,7 +138,7 @@ function parseSpooledDel(text: string): SpooledDel | string {
   if (Number.isNaN(Date.parse(record.spooledAt as string))) return '"spooledAt" is not an RFC 3339 time';
   const entry: SpooledDel = {
     containerID: record.containerID as string,
-    ifName: record.ifName as string,
+    interface: record.interface as string,
     podNamespace: record.podNamespace as string,
     podName: record.podName as string,
     podUID: record.podUID as string,

@@ -1,5 +1,6 @@
 // The wire contract between tidepool-cni and the node-local tidepool agent: HTTP/1.1 with JSON bodies over
 // a unix socket. Both sides import these types; nothing here runs.
+import type { DefaultPools } from './lifecycle.ts';
 
 export const AGENT_PATHS = {
   ADD: '/v1/cni/add',
@@ -7,10 +8,10 @@ export const AGENT_PATHS = {
   CHECK: '/v1/cni/check',
 } as const;
 
-/** Identifies one attachment, (containerID, ifName), and the pod it belongs to. */
+/** Identifies one attachment, (containerID, interface), and the pod it belongs to. */
 export interface AgentAttachment {
   containerID: string;
-  ifName: string;
+  interface: string;
   podNamespace: string;
   podName: string;
   podUID: string;
@@ -19,7 +20,7 @@ export interface AgentAttachment {
 
 export interface AgentAddRequest extends AgentAttachment {
   netns: string;
-  defaultPools: { ipv4: string[]; ipv6: string[] };
+  defaultPools: Required<DefaultPools>;
 }
 
 export type AgentDelRequest = AgentAttachment;

@@ -16,7 +16,7 @@ export interface AllocateRequest {
   podUID: string;
   containerID: string;
   interface: string;
-  netconfDefaults: PoolDefaults;
+  defaultPools: DefaultPools;
 }
 
 export interface AllocateResult {
@@ -110,7 +110,7 @@ export interface PodIP {
   routes?: Route[];
 }
 
-export interface PoolDefaults {
+export interface DefaultPools {
   ipv4?: string[];
   ipv6?: string[];
 }
@@ -121,7 +121,7 @@ export interface AllocateIPsInput {
   podUID: string;
   containerID: string;
   interface: string;
-  netconfDefaults: PoolDefaults;
+  defaultPools: DefaultPools;
   /** Take over the IPs the previous pod of this StatefulSet ordinal (this UID) holds. */
   adoptFromUID?: string;
 }

@@ -25,7 +25,7 @@ export interface SelectionInput {
   namespace: { labels?: Labels; annotations?: Labels };
   node: { name: string; labels?: Labels } | undefined;
   interface: string;
-  netconfDefaults: { ipv4?: string[]; ipv6?: string[] };
+  defaultPools: { ipv4?: string[]; ipv6?: string[] };
   pools: readonly IPPool[];
 }
 
@@ -174,7 +174,7 @@ function namedSource(input: SelectionInput): { source: string; named: NamedPools
     };
     if (named.ipv4?.length || named.ipv6?.length) return { source: `namespace ${input.pod.namespace} default annotations`, named };
   }
-  const { ipv4, ipv6 } = input.netconfDefaults;
+  const { ipv4, ipv6 } = input.defaultPools;
   if (ipv4?.length || ipv6?.length) return { source: 'CNI network configuration defaults', named: { ipv4, ipv6 } };
   return undefined;
 }

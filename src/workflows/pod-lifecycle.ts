@@ -147,7 +147,7 @@ export class PodLifecycle {
         podUID: request.podUID,
         containerID: request.containerID,
         interface: request.interface,
-        netconfDefaults: request.netconfDefaults,
+        defaultPools: request.defaultPools,
         ...(adoptFromUID ? { adoptFromUID } : {}),
       });
     } catch (error) {

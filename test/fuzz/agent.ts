@@ -17,7 +17,7 @@ import { loadKubeConfig } from '../../src/k8s/kubeconfig.ts';
 import { podLifecycleWorkflowId } from '../../src/temporal/names.ts';
 import type { StackInfo } from '../../stack/stack.ts';
 import { exchange, type HttpAnswer } from './http.ts';
-import { createTidepoolWorker } from '../../worker/worker.ts';
+import { createTidepoolWorker } from '../../src/worker/worker.ts';
 
 export interface AgentUnderFuzz {
   socketPath: string;
@@ -131,7 +131,7 @@ const POD_PLACEHOLDER = 'fuzz-pod';
 const agentRequest = (pool: string) =>
   fc.record({
     containerID: field(fc.constantFrom('c0ffee', 'a'.repeat(64)), fc.oneof(fc.constantFrom('-x', '../x', ''), anyText(), fc.jsonValue())),
-    ifName: field(fc.constantFrom('eth0', 'net1'), fc.oneof(fc.constantFrom('a-very-long-interface', '.', 'a/b', ''), anyText(20), fc.jsonValue())),
+    interface: field(fc.constantFrom('eth0', 'net1'), fc.oneof(fc.constantFrom('a-very-long-interface', '.', 'a/b', ''), anyText(20), fc.jsonValue())),
     podNamespace: field(fc.constantFrom('fuzz-ns'), fc.oneof(fc.constantFrom('a/b', 'UPPER', 'x'.repeat(64), ''), anyText(), fc.jsonValue())),
     podName: field(fc.constant(POD_PLACEHOLDER), fc.oneof(fc.constantFrom('a/b', 'x'.repeat(254), '-x', 'x.'), anyText(), fc.jsonValue())),
     podUID: field(fc.uuid(), fc.oneof(fc.constantFrom('', 'a b', 'x'.repeat(129)), anyText(), fc.jsonValue())),

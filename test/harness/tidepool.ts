@@ -11,7 +11,7 @@ import { createController } from '../../src/controller/controller.ts';
 import type { TidepoolMetrics } from '../../src/metrics.ts';
 import type { PoolWriter } from '../../src/store/pool-writer.ts';
 import { RECLAIM_DEFAULTS, type ReclaimSettings } from '../../src/gc/config.ts';
-import { createTidepoolWorker } from '../../worker/worker.ts';
+import { createTidepoolWorker } from '../../src/worker/worker.ts';
 import { kubeConfig, stack } from './cluster.ts';
 
 export interface TidepoolUnderTest {
@@ -123,11 +123,11 @@ export function netconf(socketPath: string, spoolDir: string, ipam: Record<strin
   });
 }
 
-export function cniEnv(pod: { namespace: string; name: string; uid: string }, containerID: string, ifName = 'eth0') {
+export function cniEnv(pod: { namespace: string; name: string; uid: string }, containerID: string, interfaceName = 'eth0') {
   return {
     CNI_CONTAINERID: containerID,
     CNI_NETNS: `/var/run/netns/cni-${containerID.slice(0, 12)}`,
-    CNI_IFNAME: ifName,
+    CNI_IFNAME: interfaceName,
     CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${pod.namespace};K8S_POD_NAME=${pod.name};K8S_POD_INFRA_CONTAINER_ID=${containerID};K8S_POD_UID=${pod.uid}`,
   };
 }

@@ -46,14 +46,14 @@ describe('fuzz: the agent socket API', () => {
   });
 
   it('regression: refuses a CHECK whose ips is not a list with code 4 before it asks Temporal', async () => {
-    const body = { containerID: 'c0ffee', ifName: 'eth0', podNamespace: 'fuzz-ns', podName: 'check-ips', podUID: 'uid-1', ips: '10.0.0.1/24' };
+    const body = { containerID: 'c0ffee', interface: 'eth0', podNamespace: 'fuzz-ns', podName: 'check-ips', podUID: 'uid-1', ips: '10.0.0.1/24' };
     const answer = await requestAgent(agent.socketPath, 'POST', AGENT_PATHS.CHECK, JSON.stringify(body));
     expect(answer.status).toBe(400);
     expect(JSON.parse(answer.body)).toEqual({ code: 4, msg: '"ips" must be a list of addresses in CIDR notation, got "10.0.0.1/24"' });
   });
 
   it('regression: refuses a pod name Kubernetes cannot have before it names a lifecycle', async () => {
-    const body = { containerID: 'c0ffee', ifName: 'eth0', podNamespace: 'fuzz-ns', podName: 'a/b', podUID: 'uid-1', netns: '/var/run/netns/x' };
+    const body = { containerID: 'c0ffee', interface: 'eth0', podNamespace: 'fuzz-ns', podName: 'a/b', podUID: 'uid-1', netns: '/var/run/netns/x' };
     const answer = await requestAgent(agent.socketPath, 'POST', AGENT_PATHS.ADD, JSON.stringify(body));
     expect(answer.status).toBe(400);
     expect(JSON.parse(answer.body)).toMatchObject({ code: 4, msg: expect.stringMatching(/^"podName" "a\/b" is not a Kubernetes pod name/) as unknown });
@@ -65,7 +65,7 @@ describe('fuzz: the agent socket API', () => {
     // session's task queue; with no worker polling it, Temporal refuses the query (FAILED_PRECONDITION "no
     // poller seen for task queue recently") or lets it run into the deadline.
     const earlier = await startAgentUnderFuzz(stack());
-    const attachment = { containerID: 'c0ffee', ifName: 'eth0', podNamespace: 'fuzz-ns', podName: `worker-gone-${earlier.taskQueue.split('-').at(-1)}`, podUID: 'uid-1' };
+    const attachment = { containerID: 'c0ffee', interface: 'eth0', podNamespace: 'fuzz-ns', podName: `worker-gone-${earlier.taskQueue.split('-').at(-1)}`, podUID: 'uid-1' };
     await requestAgent(earlier.socketPath, 'POST', AGENT_PATHS.ADD, JSON.stringify({ ...attachment, netns: '/x', defaultPools: { ipv4: [], ipv6: [] } }));
     await earlier.stop();
     const answer = await requestAgent(agent.socketPath, 'POST', AGENT_PATHS.CHECK, JSON.stringify({ ...attachment, ips: [] }));
@@ -85,7 +85,7 @@ describe('the agent socket API when Temporal does not answer in time', () => {
     return {
       client,
       check: (podName: string) =>
-        requestAgent(socketPath, 'POST', AGENT_PATHS.CHECK, JSON.stringify({ containerID: 'c0ffee', ifName: 'eth0', podNamespace: 'fuzz-ns', podName, podUID: 'uid-1', ips: [] })),
+        requestAgent(socketPath, 'POST', AGENT_PATHS.CHECK, JSON.stringify({ containerID: 'c0ffee', interface: 'eth0', podNamespace: 'fuzz-ns', podName, podUID: 'uid-1', ips: [] })),
       stop: async () => {
         await new Promise((resolve) => server.close(resolve));
         await close();

@@ -9,7 +9,7 @@ import { createAgent, CniError } from '../../src/agent/agent.ts';
 import { TidepoolClient } from '../../src/k8s/client.ts';
 import { podLifecycleWorkflowId } from '../../src/temporal/names.ts';
 import { stateQuery } from '../../src/contract/lifecycle.ts';
-import { WORKFLOWS_PATH } from '../../worker/worker.ts';
+import { WORKFLOWS_PATH } from '../../src/worker/worker.ts';
 import { createNamespace, createWorkload, deletePools, kubeConfig, stack, waitFor } from '../harness/cluster.ts';
 import { cniEnv, netconf, runCni, startTidepool, type TidepoolUnderTest } from '../harness/tidepool.ts';
 
@@ -180,7 +180,7 @@ describe('a DEL is never lost', () => {
       delTimeoutMs: 1500,
       spoolDir: dir,
     });
-    const ref = { containerID: id(), ifName: 'eth0', podNamespace: namespace.name, podName: 'p', podUID: 'u' };
+    const ref = { containerID: id(), interface: 'eth0', podNamespace: namespace.name, podName: 'p', podUID: 'u' };
     expect(await agent.del(ref)).toEqual({ spooled: true });
     expect(readdirSync(dir).filter((f) => f.endsWith('.json'))).toHaveLength(1);
 
@@ -206,7 +206,7 @@ describe('a DEL is never lost', () => {
         spoolDir: path.join(tidepool.spoolDir, '..', 'noworker'),
         taskQueue: `nobody-polls-${tag}`,
       });
-      const error = await agent.add({ containerID: id(), ifName: 'eth0', podNamespace: pod.namespace, podName: pod.name, podUID: pod.uid }).catch((e: unknown) => e);
+      const error = await agent.add({ containerID: id(), interface: 'eth0', podNamespace: pod.namespace, podName: pod.name, podUID: pod.uid }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(CniError);
       expect((error as CniError).code).toBe(11);
       expect((error as CniError).message).toBe(

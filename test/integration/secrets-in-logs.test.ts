@@ -133,7 +133,7 @@ describe('no token or key reaches a log', () => {
       },
       async (output) => {
         await until('the agent to listen', () => output.join('').includes('tidepool agent listening'));
-        const attachment = { containerID: 'c0ffee', ifName: 'eth0', podNamespace: 'secrets', podName: 'p', podUID: 'uid-1' };
+        const attachment = { containerID: 'c0ffee', interface: 'eth0', podNamespace: 'secrets', podName: 'p', podUID: 'uid-1' };
         await requestAgent(socketPath, 'POST', AGENT_PATHS.ADD, '{"containerID":');
         await requestAgent(socketPath, 'POST', AGENT_PATHS.ADD, JSON.stringify({ ...attachment, netns: '/x', defaultPools: { ipv4: ['p'], ipv6: [] } }));
         await requestAgent(socketPath, 'POST', AGENT_PATHS.DEL, JSON.stringify(attachment));

@@ -26,7 +26,7 @@ let client: Client;
 /** The real worker entry as its own process, logging JSON lines to a file. */
 async function startWorker(log: string): Promise<ChildProcess> {
   const fd = openSync(log, 'a');
-  const child = spawn(process.execPath, [path.resolve(import.meta.dirname, '../../worker/main.ts')], {
+  const child = spawn(process.execPath, [path.resolve(import.meta.dirname, '../../src/worker/main.ts')], {
     env: {
       ...process.env,
       KUBECONFIG: stack().kubeconfig,

@@ -20,7 +20,7 @@ function clientWhoseReleaseFails(cause: Error | undefined): Client {
   } as unknown as Client;
 }
 
-const attachment = { containerID: 'c0ffee', ifName: 'eth0', podNamespace: 'ns', podName: 'web-0', podUID: 'uid-1' };
+const attachment = { containerID: 'c0ffee', interface: 'eth0', podNamespace: 'ns', podName: 'web-0', podUID: 'uid-1' };
 const dirs: string[] = [];
 function agentWith(client: Client) {
   const spoolDir = mkdtempSync(path.join(tmpdir(), 'tidepool-spool-'));

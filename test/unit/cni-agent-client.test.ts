@@ -8,7 +8,7 @@ import { cniError, json, startFakeAgent, type AgentCall, type FakeAgent, type Fa
 
 const attachment = {
   containerID: 'c0ffee',
-  ifName: 'net1',
+  interface: 'net1',
   podNamespace: 'default',
   podName: 'web-0',
   podUID: 'uid-1',

@@ -37,7 +37,7 @@ describe('parseInvocation: commands and versions', () => {
       cniVersion: '1.0.0',
       containerID: 'c0ffee',
       netns: '/var/run/netns/cni-1',
-      ifName: 'net1',
+      interface: 'net1',
       pod: { podNamespace: 'default', podName: 'web-0', podUID: '1234-5678', infraContainerID: 'abc' },
       ipam: {
         defaultIpv4Pools: [],
@@ -82,7 +82,7 @@ describe('parseInvocation: commands and versions', () => {
 
   it('accepts a DEL without CNI_NETNS', () => {
     const invocation = invocationOf(parseInvocation(envFor('DEL', { CNI_NETNS: undefined }), netconf()));
-    expect(invocation).toMatchObject({ command: 'DEL', containerID: 'c0ffee', ifName: 'net1' });
+    expect(invocation).toMatchObject({ command: 'DEL', containerID: 'c0ffee', interface: 'net1' });
     expect(invocation).not.toHaveProperty('netns');
   });
 

@@ -151,7 +151,7 @@ describe('tidepool-cni process: without an agent', () => {
     const spooled = JSON.parse(readFileSync(path.join(spool, 'c0ffee-net1.json'), 'utf8')) as Record<string, unknown>;
     expect(spooled).toEqual({
       containerID: 'c0ffee',
-      ifName: 'net1',
+      interface: 'net1',
       podNamespace: 'default',
       podName: 'web-0',
       podUID: 'uid-1',
@@ -203,7 +203,7 @@ describe('tidepool-cni process: with an agent', () => {
         path: '/v1/cni/add',
         body: {
           containerID: 'c0ffee',
-          ifName: 'net1',
+          interface: 'net1',
           podNamespace: 'default',
           podName: 'web-0',
           podUID: 'uid-1',
@@ -310,7 +310,7 @@ describe('tidepool-cni process: with an agent', () => {
         path: '/v1/cni/check',
         body: {
           containerID: 'c0ffee',
-          ifName: 'net1',
+          interface: 'net1',
           podNamespace: 'default',
           podName: 'web-0',
           podUID: 'uid-1',

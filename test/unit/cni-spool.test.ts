@@ -20,7 +20,7 @@ import {
   type SpooledDel,
 } from '../../src/cni/spool.ts';
 
-const del = { containerID: 'c0ffee', ifName: 'net1', podNamespace: 'default', podName: 'web-0', podUID: 'uid-1' };
+const del = { containerID: 'c0ffee', interface: 'net1', podNamespace: 'default', podName: 'web-0', podUID: 'uid-1' };
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -40,7 +40,7 @@ function writeEntry(dir: string, name: string, entry: Partial<SpooledDel>): stri
 }
 
 describe('spoolDel', () => {
-  it('creates the directory with mode 0700 and writes <containerID>-<ifName>.json', async () => {
+  it('creates the directory with mode 0700 and writes <containerID>-<interface>.json', async () => {
     const dir = path.join(tempDir(), 'var', 'spool');
     const before = Date.now();
     const file = await spoolDel(dir, { ...del, infraContainerID: 'infra-1' });
@@ -89,6 +89,13 @@ describe('spoolDel', () => {
 });
 
 describe('listSpooledDels', () => {
+  it('reads a DEL that a plugin from before the rename spooled with "ifName"', async () => {
+    const dir = tempDir();
+    const { interface: name, ...rest } = del;
+    writeFileSync(path.join(dir, 'c0ffee-net1.json'), JSON.stringify({ ...rest, ifName: name, spooledAt: '2026-11-01T00:00:00Z' }));
+    expect((await listSpooledDels(dir)).map((entry) => [entry.request.containerID, entry.request.interface])).toEqual([['c0ffee', 'net1']]);
+  });
+
   it('lists the spooled DELs oldest first and skips temp files', async () => {
     const dir = tempDir();
     writeEntry(dir, 'b-net1.json', { ...del, containerID: 'b', spooledAt: '2026-01-01T10:00:02Z' });
@@ -115,7 +122,7 @@ describe('listSpooledDels', () => {
   it('moves corrupt files aside to <name>.corrupt and reports them without failing', async () => {
     const dir = tempDir();
     writeFileSync(path.join(dir, 'broken-net1.json'), '{"containerID": "broken"');
-    writeEntry(dir, 'partial-net1.json', { containerID: 'partial', ifName: 'net1', spooledAt: '2026-01-01T10:00:00Z' });
+    writeEntry(dir, 'partial-net1.json', { containerID: 'partial', interface: 'net1', spooledAt: '2026-01-01T10:00:00Z' });
     writeEntry(dir, 'when-net1.json', { ...del, spooledAt: 'yesterday' });
     mkdirSync(path.join(dir, 'adir.json'));
     writeEntry(dir, 'good-net1.json', { ...del, containerID: 'good', spooledAt: '2026-01-01T10:00:00Z' });

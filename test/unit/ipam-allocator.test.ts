@@ -60,7 +60,7 @@ const named = (v4: string[], v6: string[] = []) => (pools: readonly IPPool[]) =>
       namespace: {},
       node: undefined,
       interface: 'eth0',
-      netconfDefaults: {},
+      defaultPools: {},
       pools,
     }),
   );

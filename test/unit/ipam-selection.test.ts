@@ -31,7 +31,7 @@ function input(overrides: Partial<SelectionInput> = {}, annotations: Record<stri
     namespace: { labels: {}, annotations: {} },
     node: { name: 'node-1', labels: { rack: 'r2' } },
     interface: 'eth0',
-    netconfDefaults: {},
+    defaultPools: {},
     pools,
     ...overrides,
   };
@@ -53,8 +53,8 @@ describe('choosePools', () => {
 
   it('then the namespace defaults, then the CNI netconf defaults, then the default pools', () => {
     const nsDefaults = { labels: {}, annotations: { 'ipam.tidepool.dev/default-ipv4-ippool': '["v4-b"]', 'ipam.tidepool.dev/default-ipv6-ippool': 'v6-a' } };
-    expect(choosePools(input({ namespace: nsDefaults, netconfDefaults: { ipv4: ['v4-a'] } })).pools).toEqual({ 4: ['v4-b'], 6: ['v6-a'] });
-    expect(choosePools(input({ netconfDefaults: { ipv4: ['v4-a'] } })).pools).toEqual({ 4: ['v4-a'] });
+    expect(choosePools(input({ namespace: nsDefaults, defaultPools: { ipv4: ['v4-a'] } })).pools).toEqual({ 4: ['v4-b'], 6: ['v6-a'] });
+    expect(choosePools(input({ defaultPools: { ipv4: ['v4-a'] } })).pools).toEqual({ 4: ['v4-a'] });
     expect(choosePools(input())).toEqual({ source: 'default pools (spec.default)', pools: { 4: ['v4-default'], 6: ['v6-default'] } });
   });
 

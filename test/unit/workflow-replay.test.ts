@@ -3,7 +3,7 @@ import path from 'node:path';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import { Worker } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
-import { WORKFLOWS_PATH } from '../../worker/worker.ts';
+import { WORKFLOWS_PATH } from '../../src/worker/worker.ts';
 
 const dir = path.resolve(import.meta.dirname, '../fixtures/histories');
 const fixtures = readdirSync(dir).filter((f) => f.endsWith('.json'));

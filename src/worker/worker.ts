@@ -1,19 +1,19 @@
 import { fileURLToPath } from 'node:url';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Worker, type NativeConnection } from '@temporalio/worker';
-import { createActivities } from '../src/activities/index.ts';
-import { createSweepActivities } from '../src/activities/sweep.ts';
-import { createPoolDeletionActivities } from '../src/activities/pool-deletion.ts';
-import { apiHolderSource } from '../src/store/holders.ts';
-import { PoolWriter, type Reconciliation } from '../src/store/pool-writer.ts';
-import type { ReclaimSettings } from '../src/gc/config.ts';
-import { ClusterCache } from '../src/k8s/cache.ts';
-import { TidepoolClient } from '../src/k8s/client.ts';
-import { TidepoolMetrics } from '../src/metrics.ts';
-import { TASK_QUEUE } from '../src/temporal/names.ts';
-import type { Log } from '../src/log.ts';
+import { createActivities } from '../activities/index.ts';
+import { createSweepActivities } from '../activities/sweep.ts';
+import { createPoolDeletionActivities } from '../activities/pool-deletion.ts';
+import { apiHolderSource } from '../store/holders.ts';
+import { PoolWriter, type Reconciliation } from '../store/pool-writer.ts';
+import type { ReclaimSettings } from '../gc/config.ts';
+import { ClusterCache } from '../k8s/cache.ts';
+import { TidepoolClient } from '../k8s/client.ts';
+import { TidepoolMetrics } from '../metrics.ts';
+import { TASK_QUEUE } from '../temporal/names.ts';
+import type { Log } from '../log.ts';
 
-export const WORKFLOWS_PATH = fileURLToPath(new URL('../src/workflows/index.ts', import.meta.url));
+export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
 export interface TidepoolWorkerOptions {
   connection: NativeConnection;

@@ -1,12 +1,12 @@
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type LogEntry } from '@temporalio/worker';
-import { loadWorkerConfig } from '../src/config.ts';
-import { writeLogLine } from '../src/log.ts';
-import { createController } from '../src/controller/controller.ts';
-import { loadReclaimSettings } from '../src/gc/config.ts';
-import { ensureGcSchedule } from '../src/gc/schedule.ts';
-import { loadKubeConfig } from '../src/k8s/kubeconfig.ts';
-import { serveMetrics } from '../src/metrics.ts';
+import { loadWorkerConfig } from '../config.ts';
+import { writeLogLine } from '../log.ts';
+import { createController } from '../controller/controller.ts';
+import { loadReclaimSettings } from '../gc/config.ts';
+import { ensureGcSchedule } from '../gc/schedule.ts';
+import { loadKubeConfig } from '../k8s/kubeconfig.ts';
+import { serveMetrics } from '../metrics.ts';
 import { createTidepoolWorker } from './worker.ts';
 
 function jsonLine({ level, message, meta, timestampNanos }: LogEntry): void {
