@@ -4,87 +4,53 @@ import { ipSetOf, poolAddresses } from './ipam/pool.ts';
 import type { IPPool } from './k8s/types.ts';
 import { isReclaimReason, type ReleaseReason } from './contract/release-reasons.ts';
 
+function counter<L extends string>(registry: Registry, name: string, labelNames: readonly L[], help: string): Counter<L> {
+  return new Counter({ name, help, labelNames, registers: [registry] });
+}
+
+function gauge<L extends string>(registry: Registry, name: string, labelNames: readonly L[], help: string): Gauge<L> {
+  return new Gauge({ name, help, labelNames, registers: [registry] });
+}
 
 /** Tidepool's Prometheus metrics, served by the worker at /metrics. */
 export class TidepoolMetrics {
   readonly registry = new Registry();
-  readonly allocations = new Counter({
-    name: 'tidepool_allocations_total',
-    help: 'Allocation attempts per pool, by outcome (allocated, existing, exhausted, unavailable).',
-    labelNames: ['pool', 'outcome'] as const,
-    registers: [this.registry],
-  });
-  readonly allocationFailures = new Counter({
-    name: 'tidepool_allocation_failures_total',
-    help: 'CNI ADDs that got no IP, by failure type (NoFreeIP, PoolSelection, PodNotFound, ...).',
-    labelNames: ['type'] as const,
-    registers: [this.registry],
-  });
+  readonly allocations = counter(this.registry, 'tidepool_allocations_total', ['pool', 'outcome'] as const,
+    'Allocation attempts per pool, by outcome (allocated, existing, exhausted, unavailable).');
+  readonly allocationFailures = counter(this.registry, 'tidepool_allocation_failures_total', ['type'] as const,
+    'CNI ADDs that got no IP, by failure type (NoFreeIP, PoolSelection, PodNotFound, ...).');
   readonly allocationSeconds = new Histogram({
     name: 'tidepool_allocation_duration_seconds',
     help: 'Time the allocateIPs activity took, from reading the pod to the pool write.',
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   });
-  readonly releases = new Counter({
-    name: 'tidepool_releases_total',
-    help: 'IPs released, by reason (src/contract/release-reasons.ts): CNIDel, PodRecreated, EndpointNotWritten, or a reclaim reason (PodNotFound, TerminatingOnNotReadyNode, ...).',
-    labelNames: ['reason'] as const,
-    registers: [this.registry],
-  });
-  readonly reclaims = new Counter({
-    name: 'tidepool_reclaims_total',
-    help: 'IPs reclaimed from pods that no longer needed them, by reason.',
-    labelNames: ['reason'] as const,
-    registers: [this.registry],
-  });
-  readonly conflictRetries = new Counter({
-    name: 'tidepool_pool_conflict_retries_total',
-    help: 'Pool status writes retried after a 409 (someone else changed the pool).',
-    labelNames: ['pool'] as const,
-    registers: [this.registry],
-  });
-  readonly poolWrites = new Counter({
-    name: 'tidepool_pool_status_writes_total',
-    help: 'Batches committed to a pool status (each one write serving one or more requests).',
-    labelNames: ['pool'] as const,
-    registers: [this.registry],
-  });
+  readonly releases = counter(this.registry, 'tidepool_releases_total', ['reason'] as const,
+    'IPs released, by reason (src/contract/release-reasons.ts): CNIDel, PodRecreated, EndpointNotWritten, or a reclaim reason (PodNotFound, TerminatingOnNotReadyNode, ...).');
+  readonly reclaims = counter(this.registry, 'tidepool_reclaims_total', ['reason'] as const,
+    'IPs reclaimed from pods that no longer needed them, by reason.');
+  readonly conflictRetries = counter(this.registry, 'tidepool_pool_conflict_retries_total', ['pool'] as const,
+    'Pool status writes retried after a 409 (someone else changed the pool).');
+  readonly poolWrites = counter(this.registry, 'tidepool_pool_status_writes_total', ['pool'] as const,
+    'Batches committed to a pool status (each one write serving one or more requests).');
   readonly sweepSeconds = new Histogram({
     name: 'tidepool_gc_sweep_duration_seconds',
     help: 'Time a GC sweep took to read and judge the cluster.',
     buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers: [this.registry],
   });
-  readonly sweepCandidates = new Gauge({
-    name: 'tidepool_gc_sweep_candidates',
-    help: 'IPs the last sweep judged leaked, by reason.',
-    labelNames: ['reason'] as const,
-    registers: [this.registry],
-  });
-
-  readonly rerecorded = new Counter({
-    name: 'tidepool_unrecorded_ips_recorded_total',
-    help: 'IPs that live pods held with no record in their pool, recorded again: when a pool object appeared (source Reconciliation) or by a sweep (source Sweep).',
-    labelNames: ['pool', 'source'] as const,
-    registers: [this.registry],
-  });
-  readonly sweepUnrecorded = new Gauge({
-    name: 'tidepool_gc_sweep_unrecorded',
-    help: 'IPs the last sweep found held by a live pod with no record in their pool, by pool.',
-    labelNames: ['pool'] as const,
-    registers: [this.registry],
-  });
-  readonly ipConflicts = new Gauge({
-    name: 'tidepool_ip_conflicts',
-    help: 'IPs that two or more live pods hold at once, by pool, as the last sweep (or a pool reconciliation) found them. Never reclaimed automatically: alert on any.',
-    labelNames: ['pool'] as const,
-    registers: [this.registry],
-  });
+  readonly sweepCandidates = gauge(this.registry, 'tidepool_gc_sweep_candidates', ['reason'] as const,
+    'IPs the last sweep judged leaked, by reason.');
+  readonly rerecorded = counter(this.registry, 'tidepool_unrecorded_ips_recorded_total', ['pool', 'source'] as const,
+    'IPs that live pods held with no record in their pool, recorded again: when a pool object appeared (source Reconciliation) or by a sweep (source Sweep).');
+  readonly sweepUnrecorded = gauge(this.registry, 'tidepool_gc_sweep_unrecorded', ['pool'] as const,
+    'IPs the last sweep found held by a live pod with no record in their pool, by pool.');
+  readonly ipConflicts = gauge(this.registry, 'tidepool_ip_conflicts', ['pool'] as const,
+    'IPs that two or more live pods hold at once, by pool, as the last sweep (or a pool reconciliation) found them. Never reclaimed automatically: alert on any.');
 
   /** Per-pool capacity, allocated and free, computed from `pools()` at every scrape. */
   watchPools(pools: () => readonly IPPool[]): void {
-    const gauge = (name: string, help: string, value: (pool: IPPool) => number) =>
+    const poolGauge = (name: string, help: string, value: (pool: IPPool) => number) =>
       new Gauge({
         name,
         help,
@@ -102,9 +68,9 @@ export class TidepoolMetrics {
         },
       });
     const capacity = (pool: IPPool) => poolAddresses(pool.metadata.name, pool.spec).allocatable;
-    gauge('tidepool_pool_capacity', 'Allocatable IPs of a pool (ips minus excludeIPs minus the gateway).', (p) => Number(capacity(p).size()));
-    gauge('tidepool_pool_allocated', 'IPs a pool has allocated.', (p) => Object.keys(p.status?.allocatedIPs ?? {}).length);
-    gauge('tidepool_pool_free', 'Allocatable IPs of a pool that are not allocated.', (p) => {
+    poolGauge('tidepool_pool_capacity', 'Allocatable IPs of a pool (ips minus excludeIPs minus the gateway).', (p) => Number(capacity(p).size()));
+    poolGauge('tidepool_pool_allocated', 'IPs a pool has allocated.', (p) => Object.keys(p.status?.allocatedIPs ?? {}).length);
+    poolGauge('tidepool_pool_free', 'Allocatable IPs of a pool that are not allocated.', (p) => {
       const all = capacity(p);
       return Number(all.subtract(ipSetOf(all.family, Object.keys(p.status?.allocatedIPs ?? {}))).size());
     });

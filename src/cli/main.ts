@@ -48,7 +48,7 @@ async function status(options: { pool?: string; all: boolean; json: boolean }): 
   const plan = await judgeCluster(kubeConfig, settings.gc);
   const pools = (await client.listPools()).items.filter((p) => !options.pool || p.metadata.name === options.pool);
   if (options.pool && pools.length === 0) throw new Error(`IPPool ${options.pool} does not exist`);
-  const reserved = reservedSets(await client.listReservedIPs());
+  const reserved = reservedSets((await client.reservedIPs.list()).items);
   const zombies = new Map(plan.reclaims.flatMap((r) => r.ips.map((ip) => [`${ip.pool}/${ip.ip}`, r.reason] as const)));
 
   const summary = pools.map((pool) => {

@@ -1,20 +1,11 @@
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  makeInformer,
-  type KubeConfig,
-  type KubernetesListObject,
-  type KubernetesObject,
-  type V1Node,
-  type V1Pod,
-} from '@kubernetes/client-node';
+import { CoreV1Api, makeInformer, type KubeConfig, type KubernetesObject, type V1Node, type V1Pod } from '@kubernetes/client-node';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { nodeFacts } from '../gc/facts.ts';
 import { heldReservedIPs } from '../ipam/reserved.ts';
 import { TidepoolClient } from '../k8s/client.ts';
-import { GROUP, IP_PROTECTION_FINALIZER, VERSION, type IPPool, type PodEndpoint, type ReservedIP } from '../k8s/types.ts';
+import { IP_PROTECTION_FINALIZER, type IPPool, type PodEndpoint, type ReservedIP } from '../k8s/types.ts';
 import { KubeApiError } from '../k8s/errors.ts';
-import { restartOnError, type Watched } from '../k8s/watch.ts';
+import { restartOnError, tidepoolInformer, type Watched } from '../k8s/watch.ts';
 import { podLifecycleWorkflowId, poolDeletionWorkflowId, TASK_QUEUE } from '../temporal/names.ts';
 import { podEventSignal, type PodEvent } from '../contract/lifecycle.ts';
 import { poolReleasedSignal, type PoolDeletionWorkflow } from '../contract/pools.ts';
@@ -43,24 +34,11 @@ export interface ControllerOptions {
  */
 export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, log = () => {} }: ControllerOptions) {
   const core = kubeConfig.makeApiClient(CoreV1Api);
-  const custom = kubeConfig.makeApiClient(CustomObjectsApi);
   const pods: Watched<V1Pod> = makeInformer(kubeConfig, '/api/v1/pods', () => core.listPodForAllNamespaces());
   const nodes: Watched<V1Node> = makeInformer(kubeConfig, '/api/v1/nodes', () => core.listNode());
-  const endpoints: Watched<PodEndpoint> = makeInformer(
-    kubeConfig,
-    `/apis/${GROUP}/${VERSION}/podendpoints`,
-    () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'podendpoints' }) as Promise<KubernetesListObject<PodEndpoint>>,
-  );
-  const ippools: Watched<IPPool> = makeInformer(
-    kubeConfig,
-    `/apis/${GROUP}/${VERSION}/ippools`,
-    () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'ippools' }) as Promise<KubernetesListObject<IPPool>>,
-  );
-  const reservations: Watched<ReservedIP> = makeInformer(
-    kubeConfig,
-    `/apis/${GROUP}/${VERSION}/reservedips`,
-    () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'reservedips' }) as Promise<KubernetesListObject<ReservedIP>>,
-  );
+  const endpoints = tidepoolInformer<PodEndpoint>(kubeConfig, 'podendpoints');
+  const ippools = tidepoolInformer<IPPool>(kubeConfig, 'ippools');
+  const reservations = tidepoolInformer<ReservedIP>(kubeConfig, 'reservedips');
   const informers = [pods, nodes, endpoints, ippools, reservations] as Watched<KubernetesObject>[];
   const tidepool = new TidepoolClient(kubeConfig);
   /** Signals already sent, by pod UID and event, so a resync does not repeat them. */
@@ -145,7 +123,7 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, l
       const held = heldReservedIPs(reservation, allPools);
       if (JSON.stringify(held) === JSON.stringify(reservation.status?.heldIPs ?? [])) continue;
       try {
-        await tidepool.replaceReservedIPStatus({ ...reservation, status: { ...reservation.status, heldIPs: held } });
+        await tidepool.reservedIPs.replaceStatus({ ...reservation, status: { ...reservation.status, heldIPs: held } });
         if (held.length > 0) log('info', 'reserved IPs held by pods', { reservedIP: reservation.metadata.name, held: held.map((entry) => `${entry.ip} (${entry.pod})`) });
       } catch (error) {
         if (!(error instanceof KubeApiError && (error.conflict || error.notFound))) {

@@ -35,6 +35,12 @@ export type ReleaseOutcome =
   /** The IP now belongs to another pod (or container): left alone. */
   | { kind: 'held-by-other'; holder: AllocationRecord };
 
+/** A pool status as one operation left it, and what the operation did. */
+export interface StatusChange<O> {
+  status: IPPoolStatus;
+  outcome: O;
+}
+
 export interface StatusOptions {
   /** RFC 3339 time of this write. */
   now: string;
@@ -79,7 +85,7 @@ export function allocateInStatus(
   reserved: IPSet,
   request: AllocationRequest,
   options: StatusOptions,
-): { status: IPPoolStatus; outcome: AllocationOutcome } {
+): StatusChange<AllocationOutcome> {
   const maps = copyStatus(pool.status);
   const records = maps.allocatedIPs;
   const same = (record: AllocationRecord, uid: string) =>
@@ -128,7 +134,7 @@ export function releaseInStatus(
   addresses: PoolAddresses,
   release: { ip: string; podUID: string; containerID?: string },
   options: StatusOptions,
-): { status: IPPoolStatus; outcome: ReleaseOutcome } {
+): StatusChange<ReleaseOutcome> {
   const maps = copyStatus(pool.status);
   const ip = canonicalIP(release.ip);
   const record = maps.allocatedIPs[ip];
@@ -181,12 +187,7 @@ export type RecordOutcome =
   | { kind: 'held'; holder: AllocationRecord };
 
 /** Records one live holder's IP that the pool had lost, unless a record names the IP by now. */
-export function recordInStatus(
-  pool: IPPool,
-  addresses: PoolAddresses,
-  holder: Holder,
-  options: StatusOptions,
-): { status: IPPoolStatus; outcome: RecordOutcome } {
+export function recordInStatus(pool: IPPool, addresses: PoolAddresses, holder: Holder, options: StatusOptions): StatusChange<RecordOutcome> {
   const maps = copyStatus(pool.status);
   const existing = maps.allocatedIPs[holder.ip];
   if (existing) return { status: finish(addresses, maps, options), outcome: { kind: 'held', holder: existing } };

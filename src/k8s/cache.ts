@@ -1,15 +1,7 @@
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  makeInformer,
-  type KubeConfig,
-  type KubernetesListObject,
-  type KubernetesObject,
-  type V1Namespace,
-} from '@kubernetes/client-node';
+import { CoreV1Api, makeInformer, type KubeConfig, type KubernetesObject, type V1Namespace } from '@kubernetes/client-node';
 import { kubeGetOptional } from './errors.ts';
-import { GROUP, VERSION, type IPPool, type ReservedIP } from './types.ts';
-import { restartOnError, type Watched } from './watch.ts';
+import type { IPPool, ReservedIP } from './types.ts';
+import { restartOnError, tidepoolInformer, type Watched } from './watch.ts';
 
 /**
  * Watch-fed caches of IPPools, ReservedIPs and Namespaces for the worker, so that an allocation does not
@@ -26,16 +18,9 @@ export class ClusterCache {
   private stopped = false;
 
   constructor(kubeConfig: KubeConfig, onError: (error: Error) => void = () => {}) {
-    const custom = kubeConfig.makeApiClient(CustomObjectsApi);
     this.core = kubeConfig.makeApiClient(CoreV1Api);
-    const customInformer = <T extends KubernetesObject>(plural: string) =>
-      makeInformer<T>(
-        kubeConfig,
-        `/apis/${GROUP}/${VERSION}/${plural}`,
-        () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural }) as Promise<KubernetesListObject<T>>,
-      );
-    this.poolInformer = customInformer<IPPool>('ippools');
-    this.reservedInformer = customInformer<ReservedIP>('reservedips');
+    this.poolInformer = tidepoolInformer<IPPool>(kubeConfig, 'ippools');
+    this.reservedInformer = tidepoolInformer<ReservedIP>(kubeConfig, 'reservedips');
     this.namespaceInformer = makeInformer<V1Namespace>(kubeConfig, '/api/v1/namespaces', () => this.core.listNamespace());
     for (const informer of [this.poolInformer, this.reservedInformer, this.namespaceInformer] as Watched<KubernetesObject>[]) {
       restartOnError(informer, () => this.stopped, onError);

@@ -20,6 +20,49 @@ const POOLS = 'ippools';
 const RESERVED = 'reservedips';
 const ENDPOINTS = 'podendpoints';
 
+/** The calls for one of Tidepool's cluster-scoped resources; `kind` names it in error messages. */
+export class ClusterResource<T extends { metadata: { name: string } }> {
+  private readonly api: CustomObjectsApi;
+  private readonly plural: string;
+  private readonly kind: string;
+
+  constructor(api: CustomObjectsApi, plural: string, kind: string) {
+    this.api = api;
+    this.plural = plural;
+    this.kind = kind;
+  }
+
+  private get resource() {
+    return { group: GROUP, version: VERSION, plural: this.plural };
+  }
+
+  get(name: string): Promise<T | undefined> {
+    return kubeGetOptional(`get ${this.kind} ${name}`, () => this.api.getClusterCustomObject({ ...this.resource, name })) as Promise<T | undefined>;
+  }
+
+  async list(): Promise<List<T>> {
+    return (await kubeCall(`list ${this.kind}s`, () => this.api.listClusterCustomObject(this.resource))) as List<T>;
+  }
+
+  create(body: T): Promise<T> {
+    return kubeCall(`create ${this.kind} ${body.metadata.name}`, () => this.api.createClusterCustomObject({ ...this.resource, body })) as Promise<T>;
+  }
+
+  replace(body: T): Promise<T> {
+    const name = body.metadata.name;
+    return kubeCall(`update ${this.kind} ${name}`, () => this.api.replaceClusterCustomObject({ ...this.resource, name, body })) as Promise<T>;
+  }
+
+  replaceStatus(body: T): Promise<T> {
+    const name = body.metadata.name;
+    return kubeCall(`update ${this.kind} ${name} status`, () => this.api.replaceClusterCustomObjectStatus({ ...this.resource, name, body })) as Promise<T>;
+  }
+
+  async delete(name: string): Promise<void> {
+    await kubeCall(`delete ${this.kind} ${name}`, () => this.api.deleteClusterCustomObject({ ...this.resource, name }));
+  }
+}
+
 /**
  * Typed access to Tidepool's custom resources. Every method throws KubeApiError on an API error, so callers
  * test `.notFound`, `.conflict` (stale resourceVersion: read again and retry) and `.alreadyExists`; `get*`
@@ -28,93 +71,45 @@ const ENDPOINTS = 'podendpoints';
  */
 export class TidepoolClient {
   private readonly api: CustomObjectsApi;
+  private readonly pools: ClusterResource<IPPool>;
+  /** ReservedIPs: get, list, create, replace, replaceStatus and delete, each throwing KubeApiError as below. */
+  readonly reservedIPs: ClusterResource<ReservedIP>;
 
   constructor(kubeConfig: KubeConfig) {
     this.api = kubeConfig.makeApiClient(CustomObjectsApi);
+    this.pools = new ClusterResource(this.api, POOLS, 'IPPool');
+    this.reservedIPs = new ClusterResource(this.api, RESERVED, 'ReservedIP');
   }
 
   getPool(name: string): Promise<IPPool | undefined> {
-    return kubeGetOptional(`get IPPool ${name}`, () =>
-      this.api.getClusterCustomObject({ group: GROUP, version: VERSION, plural: POOLS, name }),
-    ) as Promise<IPPool | undefined>;
+    return this.pools.get(name);
   }
 
   async listPools(): Promise<{ items: IPPool[]; resourceVersion: string | undefined }> {
-    const list = (await kubeCall('list IPPools', () =>
-      this.api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: POOLS }),
-    )) as List<IPPool>;
+    const list = await this.pools.list();
     return { items: list.items, resourceVersion: list.metadata?.resourceVersion };
   }
 
   createPool(name: string, spec: IPPoolSpec, labels?: Record<string, string>): Promise<IPPool> {
-    const body: IPPool = { apiVersion: API_VERSION, kind: 'IPPool', metadata: { name, labels }, spec };
-    return kubeCall(`create IPPool ${name}`, () =>
-      this.api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: POOLS, body }),
-    ) as Promise<IPPool>;
+    return this.pools.create({ apiVersion: API_VERSION, kind: 'IPPool', metadata: { name, labels }, spec });
   }
 
   /** Replaces spec and metadata; fails with a conflict when `pool.metadata.resourceVersion` is stale. */
   replacePool(pool: IPPool): Promise<IPPool> {
-    const name = pool.metadata.name;
-    return kubeCall(`update IPPool ${name}`, () =>
-      this.api.replaceClusterCustomObject({ group: GROUP, version: VERSION, plural: POOLS, name, body: pool }),
-    ) as Promise<IPPool>;
+    return this.pools.replace(pool);
   }
 
   /** Replaces the status; fails with a conflict when `pool.metadata.resourceVersion` is stale. */
   replacePoolStatus(pool: IPPool): Promise<IPPool> {
-    const name = pool.metadata.name;
-    return kubeCall(`update IPPool ${name} status`, () =>
-      this.api.replaceClusterCustomObjectStatus({ group: GROUP, version: VERSION, plural: POOLS, name, body: pool }),
-    ) as Promise<IPPool>;
+    return this.pools.replaceStatus(pool);
   }
 
-  async deletePool(name: string): Promise<void> {
-    await kubeCall(`delete IPPool ${name}`, () =>
-      this.api.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: POOLS, name }),
-    );
-  }
-
-  getReservedIP(name: string): Promise<ReservedIP | undefined> {
-    return kubeGetOptional(`get ReservedIP ${name}`, () =>
-      this.api.getClusterCustomObject({ group: GROUP, version: VERSION, plural: RESERVED, name }),
-    ) as Promise<ReservedIP | undefined>;
-  }
-
-  async listReservedIPs(): Promise<ReservedIP[]> {
-    const list = (await kubeCall('list ReservedIPs', () =>
-      this.api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: RESERVED }),
-    )) as List<ReservedIP>;
-    return list.items;
+  deletePool(name: string): Promise<void> {
+    return this.pools.delete(name);
   }
 
   createReservedIP(name: string, spec: ReservedIPSpec, labels?: Record<string, string>): Promise<ReservedIP> {
-    const body: ReservedIP = { apiVersion: API_VERSION, kind: 'ReservedIP', metadata: { name, labels }, spec };
-    return kubeCall(`create ReservedIP ${name}`, () =>
-      this.api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: RESERVED, body }),
-    ) as Promise<ReservedIP>;
-  }
-
-  /** Replaces spec and metadata; fails with a conflict when `reserved.metadata.resourceVersion` is stale. */
-  replaceReservedIP(reserved: ReservedIP): Promise<ReservedIP> {
-    const name = reserved.metadata.name;
-    return kubeCall(`update ReservedIP ${name}`, () =>
-      this.api.replaceClusterCustomObject({ group: GROUP, version: VERSION, plural: RESERVED, name, body: reserved }),
-    ) as Promise<ReservedIP>;
-  }
-
-  /** Replaces the status; fails with a conflict when `reserved.metadata.resourceVersion` is stale. */
-  replaceReservedIPStatus(reserved: ReservedIP): Promise<ReservedIP> {
-    const name = reserved.metadata.name;
-    return kubeCall(`update ReservedIP ${name} status`, () =>
-      this.api.replaceClusterCustomObjectStatus({ group: GROUP, version: VERSION, plural: RESERVED, name, body: reserved }),
-    ) as Promise<ReservedIP>;
-  }
-
-  async deleteReservedIP(name: string): Promise<void> {
-    await kubeCall(`delete ReservedIP ${name}`, () =>
-      this.api.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: RESERVED, name }),
-    );
+    return this.reservedIPs.create({ apiVersion: API_VERSION, kind: 'ReservedIP', metadata: { name, labels }, spec });
   }
 
   getPodEndpoint(namespace: string, name: string): Promise<PodEndpoint | undefined> {

@@ -1,7 +1,26 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Informer, KubernetesObject, ObjectCache } from '@kubernetes/client-node';
+import {
+  CustomObjectsApi,
+  makeInformer,
+  type Informer,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+  type ObjectCache,
+} from '@kubernetes/client-node';
+import { GROUP, VERSION } from './types.ts';
 
 export type Watched<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
+
+/** An informer (list, then watch) of one of Tidepool's cluster-wide resources: `ippools`, `reservedips`, `podendpoints`. */
+export function tidepoolInformer<T extends KubernetesObject>(kubeConfig: KubeConfig, plural: 'ippools' | 'reservedips' | 'podendpoints'): Watched<T> {
+  const custom = kubeConfig.makeApiClient(CustomObjectsApi);
+  return makeInformer<T>(
+    kubeConfig,
+    `/apis/${GROUP}/${VERSION}/${plural}`,
+    () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural }) as Promise<KubernetesListObject<T>>,
+  );
+}
 
 /**
  * Keeps an informer running: the client stops a watch on any error but 410, so restart it with backoff

@@ -28,7 +28,7 @@ function startSandbox(pod: V1Pod): { container: string; run: Promise<CniRun> } {
 }
 
 async function heldIPs() {
-  return (await client().getReservedIP(reservedName))?.status?.heldIPs ?? [];
+  return (await client().reservedIPs.get(reservedName))?.status?.heldIPs ?? [];
 }
 
 beforeAll(async () => {
@@ -39,7 +39,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await tidepool?.stop();
   await namespace?.remove();
-  await client().deleteReservedIP(reservedName).catch(() => undefined);
+  await client().reservedIPs.delete(reservedName).catch(() => undefined);
   await deletePools([poolName]);
 });
 
@@ -64,8 +64,8 @@ describe("the seed's reserved-IP walk-through", () => {
     expect(await heldIPs()).toEqual([]);
 
     // Reserving the running pod's IP does not revoke it; the ReservedIP's status shows who holds it.
-    const reservation = (await client().getReservedIP(reservedName))!;
-    await client().replaceReservedIP({ ...reservation, spec: { ips: ['10.96.168.131-10.96.168.133'] } });
+    const reservation = (await client().reservedIPs.get(reservedName))!;
+    await client().reservedIPs.replace({ ...reservation, spec: { ips: ['10.96.168.131-10.96.168.133'] } });
     await waitFor('status.heldIPs to name the running pod', async () => (await heldIPs()).length === 1);
     expect(await heldIPs()).toEqual([{ ip: '10.96.168.133', pool: poolName, pod: `${namespace.name}/${first!.metadata!.name}`, podUID: first!.metadata!.uid }]);
     expect(Object.keys((await client().getPool(poolName))!.status!.allocatedIPs!)).toEqual(['10.96.168.133']);
@@ -81,7 +81,7 @@ describe("the seed's reserved-IP walk-through", () => {
     expect((await client().getPool(poolName))!.status?.allocatedIPs ?? {}).toEqual({});
 
     // Deleting the ReservedIP lets both start.
-    await client().deleteReservedIP(reservedName);
+    await client().reservedIPs.delete(reservedName);
     await waitFor('the worker to see the ReservedIP gone', async () => (await startSandboxAddress(replacement)) !== undefined, 15_000);
     const other = await startSandbox(second!).run;
     expect(other.code).toBe(0);

@@ -110,7 +110,7 @@ describe('no token or key reaches a log', () => {
 
   it('the worker, whose every API call is refused for its token', async () => {
     const log = await runLogged(
-      'worker/main.ts',
+      'src/worker/main.ts',
       {
         ...withCanaries(),
         TIDEPOOL_GC_ENABLED: 'false',

@@ -64,7 +64,7 @@ afterAll(async () => {
     if (fresh) await client().replacePool({ ...fresh, metadata: { ...fresh.metadata, finalizers: [] } }).catch(() => undefined);
     await client().deletePool(name).catch(() => undefined);
   }
-  for (const name of reservations) await client().deleteReservedIP(name).catch(() => undefined);
+  for (const name of reservations) await client().reservedIPs.delete(name).catch(() => undefined);
 });
 
 describe('the mutating webhook, called by the real API server', () => {
@@ -176,7 +176,7 @@ describe('every ReservedIP rule', () => {
     const name = uniqueName('reserved');
     const reserved = await client().createReservedIP(name, { ips: ['10.94.41.1'] }, webhook.labels);
     reservations.push(name);
-    expect(await refusal(() => client().replaceReservedIP({ ...reserved, spec: { ips: ['10.94.41.1', 'fd00:94::1'] } }), 'a mixed update')).toContain('mixes IPv4 and IPv6');
+    expect(await refusal(() => client().reservedIPs.replace({ ...reserved, spec: { ips: ['10.94.41.1', 'fd00:94::1'] } }), 'a mixed update')).toContain('mixes IPv4 and IPv6');
   });
 });
 
