@@ -82,7 +82,7 @@ function rootMessage(error: unknown): string {
 }
 
 function routesOf(ips: PodIP[]): AgentAddResponse['routes'] {
-  return ips.flatMap((h) => (h.routes ?? []).map((r) => ({ dst: r.dst, gw: r.gw })));
+  return ips.flatMap((ip) => (ip.routes ?? []).map((route) => ({ dst: route.dst, gw: route.gw })));
 }
 
 /**
@@ -134,13 +134,7 @@ export function createAgent(options: AgentOptions) {
         }),
       );
       return {
-        ips: result.ips.map((h) => ({
-          address: h.address,
-          version: h.version,
-          pool: h.pool,
-          ...(h.gateway ? { gateway: h.gateway } : {}),
-          ...(h.vlan !== undefined ? { vlan: h.vlan } : {}),
-        })),
+        ips: result.ips.map((ip) => ({ address: ip.address, version: ip.version, ...(ip.gateway ? { gateway: ip.gateway } : {}) })),
         routes: routesOf(result.ips),
       };
     } catch (error) {

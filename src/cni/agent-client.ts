@@ -2,8 +2,7 @@
 // deadline, with every way the call can fail turned into the CNI error to report.
 import { request } from 'node:http';
 import { isIP } from 'node:net';
-import { AGENT_PATHS, type AgentAddRequest, type AgentCheckRequest, type AgentDelRequest } from '../contract/agent-api.ts';
-import type { IpamAllocation } from './result.ts';
+import { AGENT_PATHS, type AgentAddRequest, type AgentAddResponse, type AgentCheckRequest, type AgentDelRequest } from '../contract/agent-api.ts';
 import { CniErrorCode } from '../contract/cni-codes.ts';
 import type { CniError } from './spec.ts';
 
@@ -30,7 +29,7 @@ export type AgentOutcome<T> = { ok: true; value: T } | { ok: false; failure: Age
 
 type Operation = keyof typeof AGENT_PATHS;
 
-export async function agentAdd(endpoint: AgentEndpoint, body: AgentAddRequest): Promise<AgentOutcome<IpamAllocation>> {
+export async function agentAdd(endpoint: AgentEndpoint, body: AgentAddRequest): Promise<AgentOutcome<AgentAddResponse>> {
   const answer = await post(endpoint, 'ADD', body);
   if (!answer.ok) return answer;
   const allocation = parseAllocation(answer.value);
@@ -166,11 +165,11 @@ function exchangeJson(endpoint: AgentEndpoint, path: string, payload: string): P
 }
 
 /** Validates an ADD answer; gives the allocation, or what is wrong with the answer. */
-function parseAllocation(body: object): IpamAllocation | string {
+function parseAllocation(body: object): AgentAddResponse | string {
   const { ips, routes = [] } = body as { ips?: unknown; routes?: unknown };
   if (!Array.isArray(ips) || ips.length === 0) return '"ips" is missing or empty';
   if (!Array.isArray(routes)) return '"routes" is not a list';
-  const allocation: IpamAllocation = { ips: [], routes: [] };
+  const allocation: AgentAddResponse = { ips: [], routes: [] };
   for (const [index, entry] of ips.entries()) {
     const { address, version, gateway } = (entry ?? {}) as Record<string, unknown>;
     if (version !== 4 && version !== 6) return `ips[${index}].version is ${JSON.stringify(version)}, expected 4 or 6`;

@@ -1,16 +1,6 @@
 // Shapes what tidepool-cni prints on stdout, per CNI spec version. Pure.
+import type { AgentAddResponse, AgentRoute } from '../contract/agent-api.ts';
 import { SUPPORTED_CNI_VERSIONS, type CniError, type CniVersion } from './spec.ts';
-
-/** What the agent allocated for one attachment: the input of an ADD result. */
-export interface IpamAllocation {
-  ips: { address: string; version: 4 | 6; gateway?: string }[];
-  routes: { dst: string; gw?: string }[];
-}
-
-interface ResultRoute {
-  dst: string;
-  gw?: string;
-}
 
 /**
  * The abbreviated Success result of a delegated IPAM plugin: no `interfaces`, and no `interface` index in
@@ -21,13 +11,13 @@ export type IpamResult =
   | {
       cniVersion: '1.0.0';
       ips: { address: string; gateway?: string }[];
-      routes?: ResultRoute[];
+      routes?: AgentRoute[];
       dns: Record<string, never>;
     }
   | {
       cniVersion: '0.3.1' | '0.4.0';
       ips: { version: '4' | '6'; address: string; gateway?: string }[];
-      routes?: ResultRoute[];
+      routes?: AgentRoute[];
       dns: Record<string, never>;
     };
 
@@ -40,8 +30,9 @@ export interface VersionResult {
   supportedVersions: string[];
 }
 
-export function addResult(cniVersion: CniVersion, allocation: IpamAllocation): IpamResult {
-  const routes = allocation.routes.map(({ dst, gw }): ResultRoute => (gw === undefined ? { dst } : { dst, gw }));
+/** The ADD result of what the agent allocated for one attachment. */
+export function addResult(cniVersion: CniVersion, allocation: AgentAddResponse): IpamResult {
+  const routes = allocation.routes.map(({ dst, gw }): AgentRoute => (gw === undefined ? { dst } : { dst, gw }));
   const routesPart = routes.length > 0 ? { routes } : {};
   if (cniVersion === '1.0.0') {
     const ips = allocation.ips.map(({ address, gateway }) =>

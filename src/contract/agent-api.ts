@@ -1,6 +1,6 @@
 // The wire contract between tidepool-cni and the node-local tidepool agent: HTTP/1.1 with JSON bodies over
 // a unix socket. Both sides import these types; nothing here runs.
-import type { DefaultPools } from './lifecycle.ts';
+import type { DefaultPools, PodIP } from './lifecycle.ts';
 
 export const AGENT_PATHS = {
   ADD: '/v1/cni/add',
@@ -30,20 +30,15 @@ export interface AgentCheckRequest extends AgentAttachment {
   ips: string[];
 }
 
-export interface AgentIP {
-  address: string;
-  version: 4 | 6;
-  gateway?: string;
-  pool: string;
-  vlan?: number;
-}
+/** What the plugin's result needs of a PodIP; the pool, VLAN and routes stay in the lifecycle and the PodEndpoint. */
+export type AgentIP = Pick<PodIP, 'address' | 'version' | 'gateway'>;
 
 export interface AgentRoute {
   dst: string;
   gw?: string;
 }
 
-/** 200 answer to ADD. DEL and CHECK answer 200 with `{}`. */
+/** 200 answer to ADD, and what the plugin shapes its result from. DEL and CHECK answer 200 with `{}`. */
 export interface AgentAddResponse {
   ips: AgentIP[];
   routes: AgentRoute[];

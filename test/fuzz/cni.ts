@@ -121,7 +121,7 @@ function addResultProblem(output: unknown, cniVersion: string): string | undefin
 }
 
 export const RECORDED_ALLOCATION = {
-  ips: [{ address: '10.6.0.5/16', version: 4, gateway: '10.6.0.1', pool: 'pool-a' }],
+  ips: [{ address: '10.6.0.5/16', version: 4, gateway: '10.6.0.1' }],
   routes: [{ dst: '10.7.0.0/16', gw: '10.6.0.1' }],
 };
 

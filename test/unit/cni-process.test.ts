@@ -181,8 +181,8 @@ describe('tidepool-cni process: without an agent', () => {
 describe('tidepool-cni process: with an agent', () => {
   const allocation: AgentAddResponse = {
     ips: [
-      { address: '10.6.0.5/16', version: 4, gateway: '10.6.0.1', pool: 'pool-a', vlan: 0 },
-      { address: 'fd00:6::5/64', version: 6, pool: 'pool-b' },
+      { address: '10.6.0.5/16', version: 4, gateway: '10.6.0.1' },
+      { address: 'fd00:6::5/64', version: 6 },
     ],
     routes: [{ dst: '0.0.0.0/0', gw: '10.6.0.1' }],
   };

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { addResult, errorResult, versionResult, type IpamAllocation } from '../../src/cni/result.ts';
+import type { AgentAddResponse } from '../../src/contract/agent-api.ts';
+import { addResult, errorResult, versionResult } from '../../src/cni/result.ts';
 
-const dualStack: IpamAllocation = {
+const dualStack: AgentAddResponse = {
   ips: [
     { address: '10.6.0.5/16', version: 4, gateway: '10.6.0.1' },
     { address: 'fd00:6::5/64', version: 6 },
