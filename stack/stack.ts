@@ -132,6 +132,9 @@ export async function up(
       const { check, timeoutMs } = readiness[spec.name as ComponentName];
       await startAndWait(config, paths, spec, check, timeoutMs, log);
     }
+  } else if (runningPid(paths, webhookSpec(config, paths)) === undefined) {
+    // A registration left by a stack whose processes died without `down` would refuse every pool write.
+    await unregisterStackWebhook(kubeConfig);
   }
 
   const info: StackInfo = {
@@ -156,6 +159,10 @@ export async function down(config: StackConfig = stackConfig, log: Log = () => {
     if (await stopProcess(paths, spec)) log(`${spec.name}: stopped`);
   }
   rmSync(paths.info, { force: true });
+}
+
+function webhookSpec(config: StackConfig, paths: StackPaths): ProcessSpec {
+  return tidepoolComponents(config, paths).find((spec) => spec.name === 'tidepool-webhook')!;
 }
 
 /**
