@@ -1,4 +1,4 @@
-// The shape of the agent API's request bodies (src/cni/agent-api.ts), checked before anything reaches
+// The shape of the agent API's request bodies (src/contract/agent-api.ts), checked before anything reaches
 // Temporal, so that a malformed request is refused with a clear CNI error and starts no lifecycle. Pure.
 import { AGENT_PATHS } from '../contract/agent-api.ts';
 import { isObject, showValue } from '../contract/values.ts';
