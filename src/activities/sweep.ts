@@ -40,7 +40,6 @@ export function createSweepActivities({
     if (!pod) return false;
     const live = livePod(pod);
     if (live.uid !== holder.podUID || live.terminating || live.finished) return false;
-    if (holder.source === 'podIPs') return live.podIPs.includes(holder.ip);
     const endpoint = await tidepool.getPodEndpoint(namespace, name);
     return (
       endpoint?.status.podUID === holder.podUID &&
@@ -78,13 +77,16 @@ export function createSweepActivities({
     },
 
     /**
-     * Records again each IP that a live pod holds and its pool lost, after a live read confirms the claim (a
-     * release may have run since the plan was read). Returns how many were recorded.
+     * Records again each IP that a live pod's PodEndpoint names and its pool lost, after a live read confirms
+     * the claim (a release may have run since the plan was read). A claim that only `status.podIPs` makes is
+     * reported, never written: it can name an IP whose sandbox was just torn down, and recording it would leak
+     * the IP. Returns how many were recorded.
      */
     async recordUnrecorded(unrecorded: UnrecordedIP[]): Promise<number> {
       let recorded = 0;
       for (const holder of unrecorded) {
         heartbeat();
+        if (holder.source !== 'PodEndpoint') continue;
         if (!(await stillHolds(holder))) continue;
         const outcome = await writer.record(holder.pool, holder).catch((error: unknown) => {
           if (error instanceof PoolNotFoundError) return undefined;

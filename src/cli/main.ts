@@ -132,7 +132,7 @@ async function gc(options: { dryRun: boolean; json: boolean }): Promise<number> 
       `${report.dryRun ? 'would reclaim' : 'reclaimed '} ${countsText(report.reclaimed)}`,
       `waiting    ${countsText(report.waiting)}`,
       `kept       ${countsText(report.kept)}`,
-      `${report.dryRun ? 'would record' : 'recorded  '} ${report.unrecorded.length} unrecorded (held by a live pod, recorded in no pool)`,
+      `unrecorded ${report.unrecorded.length} (held by a live pod, recorded in no pool; ${report.dryRun ? 'would be' : 'were'} recorded again where a PodEndpoint names them)`,
       `conflicts  ${report.conflicts.length} (IPs held by more than one live pod; never released by a sweep)`,
       ...(report.reclaims.length > 0
         ? ['', table(['POD', 'POD UID', 'REASON', 'IPS'], report.reclaims.map((r) => [`${r.namespace}/${r.pod}`, r.podUID, r.reason, r.ips.map((i) => `${i.ip} (${i.pool})`).join(', ')]))]

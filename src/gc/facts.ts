@@ -60,5 +60,6 @@ export function livePod(pod: V1Pod): LivePod {
     podIPs: (pod.status?.podIPs ?? []).map((p) => p.ip).filter((ip): ip is string => Boolean(ip)),
     terminating: Boolean(pod.metadata?.deletionTimestamp),
     finished: phase === 'Succeeded' || phase === 'Failed',
+    ready: (pod.status?.conditions ?? []).some((condition) => condition.type === 'Ready' && condition.status === 'True'),
   };
 }

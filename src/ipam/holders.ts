@@ -19,6 +19,12 @@ export interface LivePod {
   terminating: boolean;
   /** Succeeded or Failed: its containers are gone, so it holds no IP any more. */
   finished: boolean;
+  /**
+   * Its Ready condition is True. Only a ready pod's `status.podIPs` count as a claim: a pod whose sandbox died
+   * (a node that lost power, a runtime that restarts it) keeps listing the old IP, which its DEL gives back,
+   * until kubelet writes the new sandbox's status.
+   */
+  ready: boolean;
 }
 
 /** A live pod's claim on one IP. */
@@ -49,7 +55,7 @@ function canonicalOrUndefined(ip: string): string | undefined {
 
 /**
  * Every claim that a live (not finished) pod makes on an IP: each interface of its PodEndpoint (when the
- * endpoint is the pod's own, by UID), then each of its `status.podIPs` that the endpoint does not already name.
+ * endpoint is the pod's own, by UID), then each `status.podIPs` of a ready pod that the endpoint does not name.
  */
 export function liveHolders(endpoints: readonly PodEndpoint[], pods: readonly LivePod[]): Holder[] {
   const byName = new Map(pods.filter((pod) => !pod.finished).map((pod) => [pod.pod, pod]));
@@ -77,6 +83,7 @@ export function liveHolders(endpoints: readonly PodEndpoint[], pods: readonly Li
     }
   }
   for (const pod of byName.values()) {
+    if (!pod.ready) continue;
     for (const raw of pod.podIPs) {
       const ip = canonicalOrUndefined(raw);
       if (!ip || named.has(`${pod.uid}/${ip}`)) continue;

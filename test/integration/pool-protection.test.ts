@@ -206,7 +206,7 @@ describe('the sweep, given a pool whose status lost a live pod’s record', () =
     const ip = holder!.status!.podIP!;
     const intruder = await createPod(direct.name, 'intruder', pool);
     await core().patchNamespacedPodStatus(
-      { namespace: direct.name, name: 'intruder', body: { status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } } },
+      { namespace: direct.name, name: 'intruder', body: { status: { phase: 'Running', podIP: ip, podIPs: [{ ip }], conditions: [{ type: 'Ready', status: 'True' }] } } },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
     const report = (await tidepool.client.workflow.execute('gcSweep', {

@@ -22,7 +22,7 @@ const pool: IPPool = {
 };
 
 function pod(name: string, podIPs: string[], extra: Partial<LivePod> = {}): LivePod {
-  return { pod: `ns/${name}`, uid: `uid-${name}`, node: 'node-1', podIPs, terminating: false, finished: false, ...extra };
+  return { pod: `ns/${name}`, uid: `uid-${name}`, node: 'node-1', podIPs, terminating: false, finished: false, ready: true, ...extra };
 }
 
 function endpoint(name: string, address: string): PodEndpoint {
@@ -70,5 +70,13 @@ describe('planSweep: unrecorded IPs and conflicts', () => {
   it('still sees a conflict with a terminating pod, which holds its IP until it is gone', async () => {
     const report = await plan(snapshot([pod('shared', ['10.7.0.2']), pod('leaving', ['10.7.0.2'], { terminating: true })], []));
     expect(report.conflicts.map((c) => c.holders.map((h) => h.pod))).toEqual([['ns/shared', 'ns/leaving']]);
+  });
+
+  it('ignores a restarted pod that still lists its old IP while not ready: no conflict with the IP’s new holder, nothing to record', async () => {
+    // The node lost power; its kubelet reports the pod not ready, DELs the dead sandbox (the IP goes back to the
+    // pool and to another pod) and only then writes the new sandbox's podIPs.
+    const report = await plan(snapshot([pod('shared', ['10.7.0.2']), pod('restarted', ['10.7.0.2', '10.7.0.9'], { ready: false })], []));
+    expect(report.conflicts).toEqual([]);
+    expect(report.unrecorded).toEqual([]);
   });
 });

@@ -16,7 +16,7 @@ function pool(status?: IPPool['status'], uid = 'pool-uid-2'): IPPool {
 }
 
 function livePod(n: number, extra: Partial<LivePod> = {}): LivePod {
-  return { pod: `ns/pod-${n}`, uid: `uid-${n}`, node: 'node-1', podIPs: [], terminating: false, finished: false, ...extra };
+  return { pod: `ns/pod-${n}`, uid: `uid-${n}`, node: 'node-1', podIPs: [], terminating: false, finished: false, ready: true, ...extra };
 }
 
 function endpoint(n: number, ips: { address: string; pool: string; interface?: string }[], uid = `uid-${n}`): PodEndpoint {
@@ -39,6 +39,11 @@ describe('liveHolders', () => {
       ['10.8.0.5', 'ns/pod-1', 'net1', 'c-1', 'pool-b', 'PodEndpoint'],
       ['10.7.0.6', 'ns/pod-2', 'eth0', '', '', 'podIPs'],
     ]);
+  });
+
+  it('takes no podIPs claim from a pod that is not ready: its sandbox may be gone and its IP released', () => {
+    expect(liveHolders([], [livePod(1, { podIPs: ['10.7.0.5'], ready: false })])).toEqual([]);
+    expect(liveHolders([endpoint(1, [{ address: '10.7.0.5/24', pool: 'pool-a' }])], [livePod(1, { ready: false })]).map((h) => h.source)).toEqual(['PodEndpoint']);
   });
 
   it('ignores finished pods, endpoints of pods that are gone or replaced (another UID), and unparsable addresses', () => {
