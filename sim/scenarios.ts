@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AppsV1Api, CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { SimulatedKubelet } from './kubelet.ts';
+import { SimulatedKubelet, type SandboxNetns } from './kubelet.ts';
 
 export const SCENARIOS = ['create', 'rebuild', 'recovery', 'delete'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
@@ -11,7 +11,9 @@ export interface IpamUnderTest {
   binary: string;
   cniPath: string;
   netconf: (node: string) => string;
-  /** Pod template annotations (Tidepool's pool annotation). */
+  /** A real network namespace per sandbox, for a plugin that opens CNI_NETNS. */
+  sandboxNetns?: SandboxNetns;
+  /** Pod template annotations (the IPAM's pool annotation). */
   podAnnotations?: Record<string, string>;
   /** The IPs the IPAM records as allocated, with the holder where it knows it; for the leak check. */
   allocatedIPs: () => Promise<string[]>;
@@ -98,7 +100,7 @@ export async function runClusterScenarios(options: ClusterRunOptions): Promise<{
     kubeConfig,
     nodes: options.nodes,
     namespace,
-    cni: { binary: ipam.binary, cniPath: ipam.cniPath, netconf: ipam.netconf },
+    cni: { binary: ipam.binary, cniPath: ipam.cniPath, netconf: ipam.netconf, sandboxNetns: ipam.sandboxNetns },
     ...(options.parallelismPerNode ? { parallelismPerNode: options.parallelismPerNode } : {}),
   });
   await kubelet.start();
