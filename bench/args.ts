@@ -23,3 +23,14 @@ export function parseOrExit<T>(program: string, parse: () => T): T {
     process.exit(2);
   }
 }
+
+/** Runs a benchmark's main function: exit code 0 when it resolves, else its message and exit code 1. */
+export function runMain(program: string, main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(0),
+    (error: unknown) => {
+      console.error(`${program}: ${(error as Error).message}`);
+      process.exit(1);
+    },
+  );
+}

@@ -20,8 +20,8 @@ import { up } from '../stack/stack.ts';
 import { lineChartSvg } from './chart.ts';
 import { cpuDelta, sampleCpu, type CpuSample } from './cpu.ts';
 import { ipamMissing, IPAMS, PEERS_DIR, prepareIpam, type IpamName } from './ipams.ts';
-import { choose, optionalPort, parseOrExit } from './args.ts';
-import { markdownTable, percentile, replaceSection } from './report.ts';
+import { choose, optionalPort, parseOrExit, runMain } from './args.ts';
+import { markdownTable, percentile, publishReport } from './report.ts';
 
 const { args, chosenIpams, scenarios, pods, nodeCount, ips, deadlineMs, powerOffMs, spiderpoolPortBase } = parseOrExit('bench:cluster', () => {
   const { values: args } = parseArgs({
@@ -296,18 +296,7 @@ async function main(): Promise<void> {
     cpuTable,
     ...(errors.length > 0 ? ['', 'Failed CNI ADDs and their most frequent kinds:', '', ...errors] : []),
   ].join('\n');
-  console.log(`\n${body}\n`);
-  console.log(`bench:cluster: wrote ${path.relative(root, out)} and ${path.relative(root, chartPath)}`);
-  if (!args['no-docs']) {
-    replaceSection(path.join(root, 'docs', 'benchmarks.md'), 'cluster', body);
-    console.log('bench:cluster: updated docs/benchmarks.md');
-  }
+  publishReport('bench:cluster', { root, section: 'cluster', body, written: [out, chartPath], noDocs: args['no-docs'] });
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(`bench:cluster: ${(error as Error).message}`);
-    process.exit(1);
-  },
-);
+runMain('bench:cluster', main);
