@@ -219,7 +219,8 @@ async function main(): Promise<void> {
     try {
       runs.push(await runIpam(ipam, kubeConfig, info.kubeconfig, info.agentSocket ?? stackPaths().agentSocket));
     } catch (error) {
-      runs.push({ ipam, results: [], adds: 0, addFailures: 0, dels: 0, droppedDels: 0, addP50Ms: 0, addP99Ms: 0, error: (error as Error).message });
+      const { message, cause } = error as Error;
+      runs.push({ ipam, results: [], adds: 0, addFailures: 0, dels: 0, droppedDels: 0, addP50Ms: 0, addP99Ms: 0, error: cause instanceof Error ? `${message} (${cause.message})` : message });
     }
   }
 

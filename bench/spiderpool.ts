@@ -116,16 +116,19 @@ function startDaemon(name: string, binary: string, args: string[], env: Record<s
 /** The daemons ignore SIGTERM (their handler closes the servers and keeps running): SIGKILL, then wait for the exit. */
 async function killDaemon(daemon: Daemon): Promise<void> {
   const { child } = daemon;
-  if (child.exitCode !== null || child.signalCode !== null) return;
+  if (!running(daemon)) return;
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGKILL');
   await exited;
 }
 
+const running = (daemon: Daemon) => daemon.child.exitCode === null && daemon.child.signalCode === null;
+const runningPids = (list: Daemon[]) => list.filter(running).flatMap((daemon) => (daemon.child.pid ? [daemon.child.pid] : []));
+
 async function waitReady(daemon: Daemon, port: number, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (daemon.child.exitCode !== null || daemon.child.signalCode !== null) {
+    if (!running(daemon)) {
       const tail = readFileSync(daemon.log, 'utf8').trimEnd().split('\n').slice(-5).join('\n');
       throw new Error(`${daemon.name} exited (${daemon.child.exitCode ?? daemon.child.signalCode}); last lines of ${daemon.log}:\n${tail}`);
     }
@@ -219,7 +222,10 @@ function webhookConfigurations(name: string, port: number, caBundle: string) {
 export async function prepareSpiderpool(context: IpamContext, options: SpiderpoolOptions = {}): Promise<PreparedIpam> {
   const bin = path.join(context.peersDir, 'bin');
   const dir = path.join(stackPaths().dir, 'bench', `spiderpool-${context.tag}`);
+  // The daemons' and the plugin's logs outlive the run, for what went wrong.
+  const logs = path.join(stackPaths().logs, `spiderpool-${context.tag}`);
   mkdirSync(dir, { recursive: true });
+  mkdirSync(logs, { recursive: true });
   const namespaces = new SandboxNamespaces(`tpsp-${context.tag}`);
   await checkNetnsSupport(namespaces);
 
@@ -281,7 +287,7 @@ export async function prepareSpiderpool(context: IpamContext, options: Spiderpoo
       path.join(bin, 'spiderpool-controller'),
       ['daemon', `--config-path=${controllerConfig}`, `--tls-server-cert=${path.join(tls, 'tls.crt')}`, `--tls-server-key=${path.join(tls, 'tls.key')}`],
       controllerEnv,
-      path.join(dir, 'controller.log'),
+      path.join(logs, 'controller.log'),
     );
     await waitReady(controller, controllerPort!);
   };
@@ -339,7 +345,7 @@ export async function prepareSpiderpool(context: IpamContext, options: Spiderpoo
             // Only read as a name: without it the agent refuses every pool ("cluster-network multus isn't set").
             MULTUS_CLUSTER_NETWORK: 'kube-system/underlay',
           },
-          path.join(dir, `agent-${index}.log`),
+          path.join(logs, `agent-${index}.log`),
         ),
       );
     });
@@ -374,7 +380,7 @@ export async function prepareSpiderpool(context: IpamContext, options: Spiderpoo
         cniVersion: '1.0.0',
         name: 'underlay',
         type: 'macvlan',
-        ipam: { type: 'spiderpool', log_file_path: path.join(dir, 'plugin.log'), ipam_unix_socket_path: agentSocket(index) },
+        ipam: { type: 'spiderpool', log_file_path: path.join(logs, 'plugin.log'), ipam_unix_socket_path: agentSocket(index) },
       }),
     ]),
   );
@@ -387,8 +393,8 @@ export async function prepareSpiderpool(context: IpamContext, options: Spiderpoo
     podAnnotations: { 'ipam.spidernet.io/ippool': JSON.stringify({ ipv4: [poolName] }) },
     allocatedIPs: async () => Object.keys(allocationsOf(await readPool())),
     processes: () => ({
-      'spiderpool-controller': controller?.child.pid ? [controller.child.pid] : [],
-      'spiderpool-agents': agents.flatMap((agent) => (agent.child.pid ? [agent.child.pid] : [])),
+      'spiderpool-controller': controller ? runningPids([controller]) : [],
+      'spiderpool-agents': runningPids(agents),
     }),
     reclaim: {
       reclaimer: 'spiderpool-controller',

@@ -147,11 +147,14 @@ export async function runClusterScenarios(options: ClusterRunOptions): Promise<{
         });
         goal = runningGoal(false);
         break;
-      case 'rebuild':
-        // As `kubectl delete pod -l app=...`: every pod at once.
-        await core.deleteCollectionNamespacedPod({ namespace, labelSelector: `app=${DEPLOYMENT}` });
+      case 'rebuild': {
+        // As `kubectl delete pod -l app=...`: every pod at once, each by its own DELETE. One DeleteCollection
+        // of 1000 pods can outlast the request (the API server deletes them one after another).
+        const victims = (await core.listNamespacedPod({ namespace, labelSelector: `app=${DEPLOYMENT}` })).items;
+        await forEachConcurrently(victims, 16, (pod) => core.deleteNamespacedPod({ namespace, name: pod.metadata!.name! }).then(() => undefined));
         goal = runningGoal(true);
         break;
+      }
       case 'recovery': {
         for (const node of options.nodes) kubelet.powerOff(node);
         const offUntil = Date.now() + (options.powerOffMs ?? 45_000);
@@ -214,6 +217,14 @@ export async function runClusterScenarios(options: ClusterRunOptions): Promise<{
     result.audit = await audit(kubelet, ipam);
     return result;
   }
+}
+
+async function forEachConcurrently<T>(items: readonly T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
 }
 
 async function waitUntilNotReady(core: CoreV1Api, nodes: readonly string[], until: number): Promise<void> {
