@@ -1,6 +1,6 @@
-// npm run bench:cluster [-- --ipam tidepool,host-local,whereabouts --pods 1000 --nodes 10 --ip-ratio 1.0
+// npm run bench:cluster [-- --ipam tidepool,spiderpool,host-local,whereabouts --pods 1000 --nodes 10 --ip-ratio 1.0
 //   --scenarios create,rebuild,recovery,delete --deadline 15m --power-off 45s --parallelism 8
-//   --out bench/results/cluster.json --chart docs/images/cluster-bench.svg --no-docs]
+//   --spiderpool-ports <first port> --out bench/results/cluster.json --chart docs/images/cluster-bench.svg --no-docs]
 // Seed 001's 1000-pod test on the local stack with simulated nodes: every IPAM in the same run, one after
 // another, each on a pool of exactly as many IPs as pods (times --ip-ratio).
 import { execFileSync } from 'node:child_process';
@@ -19,43 +19,46 @@ import { stackPaths } from '../stack/config.ts';
 import { up } from '../stack/stack.ts';
 import { lineChartSvg } from './chart.ts';
 import { cpuDelta, sampleCpu, type CpuSample } from './cpu.ts';
-import { IPAMS, prepareIpam, type IpamName } from './ipams.ts';
-import { markdownTable, percentile, replaceSection } from './report.ts';
+import { ipamMissing, IPAMS, PEERS_DIR, prepareIpam, type IpamName } from './ipams.ts';
+import { choose, optionalPort, parseOrExit, runMain } from './args.ts';
+import { markdownTable, percentile, publishReport } from './report.ts';
 
-const { values: args } = parseArgs({
-  options: {
-    ipam: { type: 'string', default: IPAMS.join(',') },
-    pods: { type: 'string', default: '1000' },
-    nodes: { type: 'string', default: '10' },
-    'ip-ratio': { type: 'string', default: '1.0' },
-    scenarios: { type: 'string', default: SCENARIOS.join(',') },
-    deadline: { type: 'string', default: '15m' },
-    'power-off': { type: 'string', default: '45s' },
-    parallelism: { type: 'string', default: '8' },
-    out: { type: 'string', default: 'bench/results/cluster.json' },
-    chart: { type: 'string', default: 'docs/images/cluster-bench.svg' },
-    'no-docs': { type: 'boolean', default: false },
-  },
+const { args, chosenIpams, scenarios, pods, nodeCount, ips, deadlineMs, powerOffMs, spiderpoolPortBase } = parseOrExit('bench:cluster', () => {
+  const { values: args } = parseArgs({
+    options: {
+      ipam: { type: 'string', default: IPAMS.join(',') },
+      pods: { type: 'string', default: '1000' },
+      nodes: { type: 'string', default: '10' },
+      'ip-ratio': { type: 'string', default: '1.0' },
+      scenarios: { type: 'string', default: SCENARIOS.join(',') },
+      deadline: { type: 'string', default: '15m' },
+      'power-off': { type: 'string', default: '45s' },
+      parallelism: { type: 'string', default: '8' },
+      'spiderpool-ports': { type: 'string' },
+      out: { type: 'string', default: 'bench/results/cluster.json' },
+      chart: { type: 'string', default: 'docs/images/cluster-bench.svg' },
+      'no-docs': { type: 'boolean', default: false },
+    },
+  });
+  const pods = Number(args.pods);
+  const nodeCount = Number(args.nodes);
+  const ratio = Number(args['ip-ratio']);
+  if (!Number.isInteger(pods) || pods < 1 || !Number.isInteger(nodeCount) || nodeCount < 1 || !(ratio > 0)) {
+    throw new Error('--pods and --nodes must be positive integers and --ip-ratio a positive number');
+  }
+  if (!(Number(args.parallelism) >= 1)) throw new Error(`--parallelism ${args.parallelism} is not a positive number`);
+  return {
+    args,
+    chosenIpams: choose(args.ipam, IPAMS, 'ipam'),
+    scenarios: choose(args.scenarios, SCENARIOS, 'scenarios'),
+    pods,
+    nodeCount,
+    ips: Math.ceil(pods * ratio),
+    deadlineMs: parseDuration(args.deadline, '--deadline'),
+    powerOffMs: parseDuration(args['power-off'], '--power-off'),
+    spiderpoolPortBase: optionalPort(args['spiderpool-ports'], 'spiderpool-ports'),
+  };
 });
-
-function choose<T extends string>(list: string, allowed: readonly T[], what: string): T[] {
-  const chosen = list.split(',').map((item) => item.trim()).filter(Boolean);
-  const unknown = chosen.filter((item) => !allowed.includes(item as T));
-  if (unknown.length > 0 || chosen.length === 0) throw new Error(`--${what}: ${unknown.join(', ') || '(none)'} not one of ${allowed.join(', ')}`);
-  return chosen as T[];
-}
-
-const ipams = choose(args.ipam, IPAMS, 'ipam');
-const scenarios = choose(args.scenarios, SCENARIOS, 'scenarios');
-const pods = Number(args.pods);
-const nodeCount = Number(args.nodes);
-const ratio = Number(args['ip-ratio']);
-if (!Number.isInteger(pods) || pods < 1 || !Number.isInteger(nodeCount) || nodeCount < 1 || !(ratio > 0)) {
-  throw new Error('--pods and --nodes must be positive integers and --ip-ratio a positive number');
-}
-const ips = Math.ceil(pods * ratio);
-const deadlineMs = parseDuration(args.deadline, '--deadline');
-const powerOffMs = parseDuration(args['power-off'], '--power-off');
 const root = path.resolve(import.meta.dirname, '..');
 const commandLine = `npm run bench:cluster -- ${process.argv.slice(2).join(' ')}`.trim();
 
@@ -106,7 +109,9 @@ async function runIpam(ipam: IpamName, kubeConfig: KubeConfig, kubeconfigPath: s
     tag,
     nodes,
     ips,
+    peersDir: PEERS_DIR,
     tidepool: { cni: path.join(root, 'dist', 'tidepool-cni'), agentSocket, spoolDir: stackPaths().cniSpool },
+    spiderpool: { portBase: spiderpoolPortBase },
   });
   const cpu = new Map<Scenario, CpuSample>();
   const cpuSeconds = new Map<Scenario, CpuSample>();
@@ -123,8 +128,9 @@ async function runIpam(ipam: IpamName, kubeConfig: KubeConfig, kubeconfigPath: s
       parallelismPerNode: Number(args.parallelism),
       onProgress: progressBar(ipam),
       onTimed: (scenario, phase) => {
-        if (phase === 'start') cpu.set(scenario, sampleCpu());
-        else cpuSeconds.set(scenario, renameCpu(cpuDelta(cpu.get(scenario)!, sampleCpu())));
+        const sample = sampleCpu(prepared.processes?.());
+        if (phase === 'start') cpu.set(scenario, sample);
+        else cpuSeconds.set(scenario, renameCpu(cpuDelta(cpu.get(scenario)!, sample)));
       },
     });
     if (process.stderr.isTTY) process.stderr.write('\n');
@@ -191,12 +197,18 @@ function targets(runs: IpamRun[]): string[] {
 }
 
 async function main(): Promise<void> {
-  if (ipams.some((ipam) => ipam !== 'tidepool')) execFileSync('bash', [path.join(root, 'stack', 'build-peers.sh')], { stdio: 'inherit' });
+  if (chosenIpams.some((ipam) => ipam !== 'tidepool')) execFileSync('bash', [path.join(root, 'stack', 'build-peers.sh')], { stdio: 'inherit' });
+  const ipams = chosenIpams.filter((ipam) => {
+    const missing = ipamMissing(ipam);
+    if (missing) console.error(`bench:cluster: skipping ${ipam}: ${missing}`);
+    return !missing;
+  });
+  if (ipams.length === 0) throw new Error(`none of ${chosenIpams.join(', ')} can run here`);
   if (ipams.includes('tidepool')) await buildCni();
   const info = await up(undefined, (line) => console.error(`[stack] ${line}`), { tidepool: true });
   const kubeConfig = loadKubeConfig(info.kubeconfig);
   if (ipams.includes('whereabouts')) {
-    const crds = readManifests(path.join(root, '.cache', 'peers', 'crds'));
+    const crds = readManifests(path.join(PEERS_DIR, 'crds'));
     await applyManifests(kubeConfig, crds);
     await waitForCrdsEstablished(kubeConfig, crds.map((crd) => crd.metadata!.name!));
   }
@@ -207,7 +219,8 @@ async function main(): Promise<void> {
     try {
       runs.push(await runIpam(ipam, kubeConfig, info.kubeconfig, info.agentSocket ?? stackPaths().agentSocket));
     } catch (error) {
-      runs.push({ ipam, results: [], adds: 0, addFailures: 0, dels: 0, droppedDels: 0, addP50Ms: 0, addP99Ms: 0, error: (error as Error).message });
+      const { message, cause } = error as Error;
+      runs.push({ ipam, results: [], adds: 0, addFailures: 0, dels: 0, droppedDels: 0, addP50Ms: 0, addP99Ms: 0, error: cause instanceof Error ? `${message} (${cause.message})` : message });
     }
   }
 
@@ -284,18 +297,7 @@ async function main(): Promise<void> {
     cpuTable,
     ...(errors.length > 0 ? ['', 'Failed CNI ADDs and their most frequent kinds:', '', ...errors] : []),
   ].join('\n');
-  console.log(`\n${body}\n`);
-  console.log(`bench:cluster: wrote ${path.relative(root, out)} and ${path.relative(root, chartPath)}`);
-  if (!args['no-docs']) {
-    replaceSection(path.join(root, 'docs', 'benchmarks.md'), 'cluster', body);
-    console.log('bench:cluster: updated docs/benchmarks.md');
-  }
+  publishReport('bench:cluster', { root, section: 'cluster', body, written: [out, chartPath], noDocs: args['no-docs'] });
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(`bench:cluster: ${(error as Error).message}`);
-    process.exit(1);
-  },
-);
+runMain('bench:cluster', main);

@@ -15,13 +15,15 @@ export type CpuSample = Record<string, number>;
 
 /**
  * CPU seconds used so far by each local-stack process, by this process (the benchmark with Tidepool's worker
- * and agent in it) and by the CNI plugin processes it spawned and waited for.
+ * and agent in it), by the CNI plugin processes it spawned and waited for, and by `daemons` (an IPAM's own
+ * processes that this process started, by name: their CPU seconds summed).
  */
-export function sampleCpu(): CpuSample {
+export function sampleCpu(daemons: Record<string, number[]> = {}): CpuSample {
   const sample: CpuSample = {};
   for (const component of status()) {
     if (component.pid !== undefined) sample[component.name] = cpuOf(component.pid).own;
   }
+  for (const [name, pids] of Object.entries(daemons)) sample[name] = pids.reduce((sum, pid) => sum + cpuOf(pid).own, 0);
   const self = cpuOf('self');
   sample['worker + agent (bench process)'] = self.own;
   sample['tidepool-cni processes'] = self.children;

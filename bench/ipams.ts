@@ -1,38 +1,71 @@
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { formatIP, parseIP, parseSubnet } from '../src/ipam/ip.ts';
 import { TidepoolClient } from '../src/k8s/client.ts';
+import type { IPPool } from '../src/k8s/types.ts';
 import type { IpamUnderTest } from '../sim/scenarios.ts';
+import { stackConfig } from '../stack/config.ts';
+import { startComponent, stopComponent } from '../stack/stack.ts';
+import { hostRange, ipsInRange, updateWithRetry } from './pool-ranges.ts';
+import { prepareSpiderpool, spiderpoolMissing, type SpiderpoolOptions } from './spiderpool.ts';
 
-export const IPAMS = ['tidepool', 'host-local', 'whereabouts'] as const;
+export const IPAMS = ['tidepool', 'spiderpool', 'host-local', 'whereabouts'] as const;
 export type IpamName = (typeof IPAMS)[number];
+
+/** stack/build-peers.sh's output: the peers cache beside the stack's binaries (in $TIDEPOOL_CACHE, else .cache). */
+export const PEERS_DIR = path.join(path.dirname(stackConfig.binDir), 'peers');
+
+/** Why an IPAM cannot run on this machine, or undefined: only Spiderpool's build can be missing (no source tarball). */
+export function ipamMissing(name: IpamName): string | undefined {
+  return name === 'spiderpool' ? spiderpoolMissing(PEERS_DIR) : undefined;
+}
 
 export interface IpamContext {
   kubeConfig: KubeConfig;
   kubeconfigPath: string;
   root: string;
+  /** stack/build-peers.sh's output folder. */
+  peersDir: string;
   /** A unique tag for this run's objects. */
   tag: string;
   nodes: readonly string[];
   /** How many IPs the IPAM may hand out. */
   ips: number;
   tidepool: { cni: string; agentSocket: string; spoolDir: string };
+  spiderpool?: SpiderpoolOptions;
 }
 
-export type PreparedIpam = IpamUnderTest & { cleanup: () => Promise<void> };
-
-/** The first `count` addresses after a subnet's network address, as [first, last]. */
-function hostRange(subnet: string, count: number, offset = 0): [string, string] {
-  const { first, family } = parseSubnet(subnet);
-  return [formatIP(family, first + 1n + BigInt(offset)), formatIP(family, first + BigInt(offset + count))];
+/** What the reclaim benchmark does to an IPAM that reclaims IPs by itself. */
+export interface ReclaimControls {
+  /** The process that reclaims: Tidepool's worker, Spiderpool's controller. */
+  reclaimer: string;
+  /** SIGKILL, as a crash. */
+  kill: () => Promise<void>;
+  /** Starts it again and waits until it is ready. */
+  restart: () => Promise<void>;
+  /** Writes records for `count` pods that do not exist (`namespace/ghost-N`) on free IPs of the pool's status; returns the IPs. */
+  writeDirtyRecords: (count: number, namespace: string) => Promise<string[]>;
 }
+
+export type PreparedIpam = IpamUnderTest & {
+  cleanup: () => Promise<void>;
+  /** The IPAM's own daemons that this process started, by name, for the CPU figures. */
+  processes?: () => Record<string, number[]>;
+  reclaim?: ReclaimControls;
+};
 
 async function prepareTidepool(context: IpamContext): Promise<PreparedIpam> {
   const client = new TidepoolClient(context.kubeConfig);
   const pool = `bench-${context.tag}`;
   const [first, last] = hostRange('10.240.0.0/16', context.ips);
   await client.createPool(pool, { subnet: '10.240.0.0/16', ips: [`${first}-${last}`] });
+  const readPool = async () => {
+    const current = await client.getPool(pool);
+    if (!current) throw new Error(`IPPool ${pool} is gone`);
+    return current;
+  };
   const netconf = JSON.stringify({
     cniVersion: '1.0.0',
     name: 'underlay',
@@ -46,6 +79,26 @@ async function prepareTidepool(context: IpamContext): Promise<PreparedIpam> {
     netconf: () => netconf,
     podAnnotations: { 'ipam.tidepool.dev/ippool': JSON.stringify({ ipv4: [pool] }) },
     allocatedIPs: async () => Object.keys((await client.getPool(pool))?.status?.allocatedIPs ?? {}),
+    reclaim: {
+      reclaimer: 'tidepool-worker',
+      kill: async () => void (await stopComponent('tidepool-worker', 'SIGKILL')),
+      restart: () => startComponent('tidepool-worker'),
+      writeDirtyRecords: async (count, namespace) => {
+        const range = ipsInRange(first, last);
+        let written: string[] = [];
+        await updateWithRetry(readPool, async (current: IPPool) => {
+          const allocated = { ...current.status?.allocatedIPs };
+          written = range.filter((ip) => !allocated[ip]).slice(0, count);
+          if (written.length < count) throw new Error(`IPPool ${pool} has ${written.length} free IPs, not the ${count} asked for`);
+          const allocatedAt = new Date().toISOString();
+          written.forEach((ip, index) => {
+            allocated[ip] = { pod: `${namespace}/ghost-${index}`, podUID: randomUUID(), containerID: randomBytes(32).toString('hex'), interface: 'eth0', node: context.nodes[0], allocatedAt };
+          });
+          await client.replacePoolStatus({ ...current, status: { ...current.status, allocatedIPs: allocated, allocatedIPCount: Object.keys(allocated).length } });
+        });
+        return written;
+      },
+    },
     cleanup: async () => {
       const left = await client.getPool(pool);
       if (left) await client.replacePoolStatus({ ...left, status: {} }).catch(() => undefined);
@@ -78,8 +131,8 @@ function prepareHostLocal(context: IpamContext): PreparedIpam {
   );
   return {
     name: 'host-local',
-    binary: path.join(context.root, '.cache', 'peers', 'bin', 'host-local'),
-    cniPath: path.join(context.root, '.cache', 'peers', 'bin'),
+    binary: path.join(context.peersDir, 'bin', 'host-local'),
+    cniPath: path.join(context.peersDir, 'bin'),
     netconf: (node) => netconfs.get(node)!,
     allocatedIPs: async () =>
       context.nodes.flatMap((node) => {
@@ -137,8 +190,8 @@ async function prepareWhereabouts(context: IpamContext): Promise<PreparedIpam> {
   const network = parseSubnet(range);
   return {
     name: 'whereabouts',
-    binary: path.join(context.root, '.cache', 'peers', 'bin', 'whereabouts'),
-    cniPath: path.join(context.root, '.cache', 'peers', 'bin'),
+    binary: path.join(context.peersDir, 'bin', 'whereabouts'),
+    cniPath: path.join(context.peersDir, 'bin'),
     netconf: () => netconf,
     // Allocations are keyed by the offset from the range's network address.
     allocatedIPs: async () =>
@@ -155,6 +208,8 @@ export async function prepareIpam(name: IpamName, context: IpamContext): Promise
   switch (name) {
     case 'tidepool':
       return prepareTidepool(context);
+    case 'spiderpool':
+      return prepareSpiderpool(context, context.spiderpool);
     case 'host-local':
       return prepareHostLocal(context);
     case 'whereabouts':

@@ -9,6 +9,8 @@ export interface CniCall {
   pod: { namespace: string; name: string; uid: string };
   interface?: string;
   netconf: string;
+  /** CNI_NETNS: the sandbox's network namespace; by default a path that does not exist, for plugins that never open it. */
+  netns?: string;
 }
 
 export interface CniOutcome {
@@ -40,7 +42,7 @@ export function invokeCni(
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     CNI_COMMAND: call.command,
     CNI_CONTAINERID: call.containerID,
-    CNI_NETNS: `/var/run/netns/cni-${call.containerID.slice(0, 12)}`,
+    CNI_NETNS: call.netns ?? `/var/run/netns/cni-${call.containerID.slice(0, 12)}`,
     CNI_IFNAME: call.interface ?? 'eth0',
     CNI_PATH: cniPath,
     CNI_ARGS: [

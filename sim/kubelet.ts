@@ -5,11 +5,22 @@ import {
   PatchStrategy,
   setHeaderOptions,
   type KubeConfig,
+  type V1ContainerState,
+  type V1ContainerStatus,
   type V1Pod,
   type V1PodStatus,
 } from '@kubernetes/client-node';
 import { restartOnError, type Watched } from '../src/k8s/watch.ts';
 import { invokeCni, newContainerID, type CniOutcome } from './cni.ts';
+
+/** A real network namespace per sandbox, for plugins that open CNI_NETNS. */
+export interface SandboxNetns {
+  /** Creates the sandbox's namespace and returns its path. */
+  create(containerID: string): Promise<string>;
+  path(containerID: string): string;
+  /** Removes it once the sandbox is torn down (after its DEL, or instead of a dropped one). */
+  remove(containerID: string): Promise<void>;
+}
 
 export interface SimulatedKubeletOptions {
   kubeConfig: KubeConfig;
@@ -24,6 +35,8 @@ export interface SimulatedKubeletOptions {
     cniPath: string;
     /** The network configuration a node's runtime sends on stdin. */
     netconf: (node: string) => string;
+    /** Without it, CNI_NETNS names a path that does not exist. */
+    sandboxNetns?: SandboxNetns;
   };
   /** How often each node renews its Lease and Ready condition (default 5 s). */
   heartbeatMs?: number;
@@ -45,6 +58,8 @@ interface PodState {
   /** A sandbox that died with its node; the restarted kubelet stops it (CNI DEL) before starting a new one. */
   deadSandbox?: string;
   ready: boolean;
+  /** Finished (Succeeded, as a Job's pod): never started again. */
+  finished?: boolean;
   /** When the running sandbox started (epoch ms). */
   readyAt?: number;
   notBefore: number;
@@ -74,6 +89,19 @@ export interface KubeletStats {
 
 const podKey = (pod: V1Pod) => pod.metadata!.uid!;
 
+/** Every container of the pod in one state: running (and ready) or terminated. */
+function containerStatuses(pod: V1Pod, running: boolean, state: V1ContainerState): V1ContainerStatus[] {
+  return (pod.spec?.containers ?? []).map((container) => ({
+    name: container.name,
+    image: container.image ?? '',
+    imageID: '',
+    ready: running,
+    restartCount: 0,
+    started: running,
+    state,
+  }));
+}
+
 /** An ADD error without what differs from pod to pod (names, log timestamps), so that the report counts kinds. */
 export function errorKind(message: string): string {
   return message
@@ -88,7 +116,7 @@ export function errorKind(message: string): string {
  * itself (no scheduler runs), starts a bound pod by invoking the CNI plugin exactly as a runtime does (a new
  * container ID, CNI_* environment, netconf on stdin), then sets podIPs, Running and Ready; on deletion it
  * calls CNI DEL and confirms the deletion (grace 0). Faults: power a node off and on, drop a share of DELs,
- * remove the plugin binary.
+ * remove the plugin binary, hang on every pod stop (pods stay Terminating on a Ready node).
  */
 export class SimulatedKubelet {
   readonly stats: KubeletStats = { adds: 0, addFailures: 0, dels: 0, delFailures: 0, droppedDels: 0, killedAdds: 0, errors: {}, addMs: [], apiErrors: {} };
@@ -106,6 +134,7 @@ export class SimulatedKubelet {
   private readonly retryMs: number;
   private binary: string;
   private dropDelShare = 0;
+  private stopsHang = false;
   private killAdds = { share: 0, maxDelayMs: 0 };
   private readonly random: () => number;
   private timers: NodeJS.Timeout[] = [];
@@ -202,6 +231,11 @@ export class SimulatedKubelet {
   /** Drops this share (0..1) of CNI DELs: the runtime never calls the plugin, the pod is deleted anyway. */
   setDropDelShare(share: number): void {
     this.dropDelShare = share;
+  }
+
+  /** While set, pods being deleted are never stopped: no DEL, no confirmed deletion, as with a hung runtime. */
+  setStopsHang(hang: boolean): void {
+    this.stopsHang = hang;
   }
 
   /**
@@ -326,7 +360,9 @@ export class SimulatedKubelet {
       if (!nodeState.powered || nodeState.inflight >= this.parallelism) continue;
       if (pod.metadata?.deletionTimestamp) {
         this.dirty.delete(key);
-        this.track(state, nodeState, () => this.stopPod(pod, state));
+        if (!this.stopsHang) this.track(state, nodeState, () => this.stopPod(pod, state));
+      } else if (state.finished) {
+        this.dirty.delete(key);
       } else if (!state.ready && Date.now() >= state.notBefore) {
         this.dirty.delete(key);
         this.track(state, nodeState, () => this.startPod(pod, state, node));
@@ -383,21 +419,26 @@ export class SimulatedKubelet {
 
   private async cni(command: 'ADD' | 'DEL', pod: V1Pod, containerID: string, node: string): Promise<CniOutcome> {
     const { namespace, name, uid } = pod.metadata as { namespace: string; name: string; uid: string };
-    const call = { command, containerID, pod: { namespace, name, uid }, netconf: this.options.cni.netconf(node) };
+    const sandboxNetns = this.options.cni.sandboxNetns;
+    const netns = sandboxNetns && (command === 'ADD' ? await sandboxNetns.create(containerID) : sandboxNetns.path(containerID));
+    const call = { command, containerID, pod: { namespace, name, uid }, netconf: this.options.cni.netconf(node), ...(netns ? { netns } : {}) };
     const { share, maxDelayMs } = this.killAdds;
     const kill = command === 'ADD' && share > 0 && this.random() < share ? this.random() * maxDelayMs : undefined;
-    return invokeCni(this.binary, this.options.cni.cniPath, call, undefined, (child) => {
+    const outcome = await invokeCni(this.binary, this.options.cni.cniPath, call, undefined, (child) => {
       if (kill === undefined) return;
       const timer = setTimeout(() => {
         if (child.exitCode === null && child.signalCode === null && child.kill('SIGKILL')) this.stats.killedAdds++;
       }, kill);
       child.once('exit', () => clearTimeout(timer));
     });
+    if (command === 'DEL') await sandboxNetns?.remove(containerID);
+    return outcome;
   }
 
   private async del(pod: V1Pod, containerID: string, node: string): Promise<void> {
     if (this.dropDelShare > 0 && this.random() < this.dropDelShare) {
       this.stats.droppedDels++;
+      await this.options.cni.sandboxNetns?.remove(containerID);
       return;
     }
     const outcome = await this.cni('DEL', pod, containerID, node);
@@ -448,18 +489,31 @@ export class SimulatedKubelet {
       podIPs: ips.map((ip) => ({ ip })),
       startTime: pod.status?.startTime ?? now,
       conditions,
-      containerStatuses: (pod.spec?.containers ?? []).map((container) => ({
-        name: container.name,
-        image: container.image ?? '',
-        imageID: '',
-        ready: true,
-        restartCount: 0,
-        started: true,
-        state: { running: { startedAt: now } },
-      })),
+      containerStatuses: containerStatuses(pod, true, { running: { startedAt: now } }),
     });
     state.ready = true;
     state.readyAt = Date.now();
+  }
+
+  /**
+   * The pod's containers exit with success, as a Job's do: phase Succeeded, then the sandbox is torn down (a
+   * DEL, which the drop share applies to). The pod is never started again.
+   */
+  async completePod(pod: V1Pod): Promise<void> {
+    const state = this.pods.get(podKey(pod));
+    if (!state?.sandbox) throw new Error(`pod ${pod.metadata?.name} has no running sandbox`);
+    state.finished = true;
+    const now = new Date();
+    const conditions = Object.entries({ PodScheduled: 'True', Initialized: 'True', ContainersReady: 'False', Ready: 'False' });
+    await this.patchStatus(pod, {
+      phase: 'Succeeded',
+      conditions: conditions.map(([type, status]) => ({ type, status, lastTransitionTime: now })),
+      containerStatuses: containerStatuses(pod, false, { terminated: { exitCode: 0, reason: 'Completed', startedAt: new Date(state.readyAt ?? now), finishedAt: now } }),
+    });
+    const sandbox = state.sandbox;
+    state.sandbox = undefined;
+    state.ready = false;
+    await this.del(pod, sandbox, pod.spec!.nodeName!);
   }
 
   private async patchStatus(pod: V1Pod, status: V1PodStatus): Promise<void> {

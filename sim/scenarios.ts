@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AppsV1Api, CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { SimulatedKubelet } from './kubelet.ts';
+import { SimulatedKubelet, type SandboxNetns } from './kubelet.ts';
 
 export const SCENARIOS = ['create', 'rebuild', 'recovery', 'delete'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
@@ -11,7 +11,9 @@ export interface IpamUnderTest {
   binary: string;
   cniPath: string;
   netconf: (node: string) => string;
-  /** Pod template annotations (Tidepool's pool annotation). */
+  /** A real network namespace per sandbox, for a plugin that opens CNI_NETNS. */
+  sandboxNetns?: SandboxNetns;
+  /** Pod template annotations (the IPAM's pool annotation). */
   podAnnotations?: Record<string, string>;
   /** The IPs the IPAM records as allocated, with the holder where it knows it; for the leak check. */
   allocatedIPs: () => Promise<string[]>;
@@ -98,7 +100,7 @@ export async function runClusterScenarios(options: ClusterRunOptions): Promise<{
     kubeConfig,
     nodes: options.nodes,
     namespace,
-    cni: { binary: ipam.binary, cniPath: ipam.cniPath, netconf: ipam.netconf },
+    cni: { binary: ipam.binary, cniPath: ipam.cniPath, netconf: ipam.netconf, sandboxNetns: ipam.sandboxNetns },
     ...(options.parallelismPerNode ? { parallelismPerNode: options.parallelismPerNode } : {}),
   });
   await kubelet.start();
@@ -145,11 +147,14 @@ export async function runClusterScenarios(options: ClusterRunOptions): Promise<{
         });
         goal = runningGoal(false);
         break;
-      case 'rebuild':
-        // As `kubectl delete pod -l app=...`: every pod at once.
-        await core.deleteCollectionNamespacedPod({ namespace, labelSelector: `app=${DEPLOYMENT}` });
+      case 'rebuild': {
+        // As `kubectl delete pod -l app=...`: every pod at once, each by its own DELETE. One DeleteCollection
+        // of 1000 pods can outlast the request (the API server deletes them one after another).
+        const victims = (await core.listNamespacedPod({ namespace, labelSelector: `app=${DEPLOYMENT}` })).items;
+        await forEachConcurrently(victims, 16, (pod) => core.deleteNamespacedPod({ namespace, name: pod.metadata!.name! }).then(() => undefined));
         goal = runningGoal(true);
         break;
+      }
       case 'recovery': {
         for (const node of options.nodes) kubelet.powerOff(node);
         const offUntil = Date.now() + (options.powerOffMs ?? 45_000);
@@ -212,6 +217,14 @@ export async function runClusterScenarios(options: ClusterRunOptions): Promise<{
     result.audit = await audit(kubelet, ipam);
     return result;
   }
+}
+
+async function forEachConcurrently<T>(items: readonly T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
 }
 
 async function waitUntilNotReady(core: CoreV1Api, nodes: readonly string[], until: number): Promise<void> {
