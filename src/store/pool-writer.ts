@@ -16,6 +16,7 @@ import {
   type AllocationRequest,
   type RecordOutcome,
   type ReleaseOutcome,
+  type StatusOptions,
 } from '../ipam/status.ts';
 import type { HolderSource } from './holders.ts';
 
@@ -92,6 +93,10 @@ export class PoolWriter implements PoolStore {
     this.options = { maxAttempts: 20, now: () => new Date(), onBatch: () => {}, ...options };
   }
 
+  private statusOptions(): StatusOptions {
+    return { now: this.options.now().toISOString(), cooldownMs: this.options.cooldownMs };
+  }
+
   async pools(fresh: boolean): Promise<readonly IPPool[]> {
     return fresh ? (await this.options.client.listPools()).items : this.options.cache.pools();
   }
@@ -153,8 +158,7 @@ export class PoolWriter implements PoolStore {
       if (needsReconciliation(current)) {
         holders ??= await this.options.holders.read();
         const holdings = poolHoldings(current, addresses, holders.holders, holders.liveUIDs);
-        const options = { now: this.options.now().toISOString(), cooldownMs: this.options.cooldownMs };
-        const { status, recorded } = reconcileStatus(current, addresses, holdings.unrecorded, options);
+        const { status, recorded } = reconcileStatus(current, addresses, holdings.unrecorded, this.statusOptions());
         base = { ...current, status };
         reconciliation = { poolUID: current.metadata.uid ?? '', recorded, conflicts: holdings.conflicts };
       }
@@ -185,7 +189,7 @@ export class PoolWriter implements PoolStore {
     addresses: PoolAddresses,
     batch: Pending[],
   ): { status: IPPoolStatus; outcomes: Outcome[] } {
-    const options = { now: this.options.now().toISOString(), cooldownMs: this.options.cooldownMs };
+    const options = this.statusOptions();
     let current = pool;
     const outcomes = batch.map(({ operation }) => {
       const result =
