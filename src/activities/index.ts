@@ -6,6 +6,7 @@ import type { TidepoolMetrics } from '../metrics.ts';
 import { createAllocationActivities } from './allocation.ts';
 import { createEndpointActivities } from './endpoints.ts';
 import { createJudgeActivities } from './judge.ts';
+import { createStaleRecordActivities } from './stale-records.ts';
 
 export interface ActivityDependencies {
   kubeConfig: KubeConfig;
@@ -24,6 +25,7 @@ export function createActivities({ kubeConfig, store, cache, gc, metrics }: Acti
     ...createAllocationActivities({ kubeConfig, store, cache, metrics }),
     ...createEndpointActivities({ kubeConfig }),
     ...createJudgeActivities({ kubeConfig, gc }),
+    ...createStaleRecordActivities({ kubeConfig, store, gc, metrics }),
   };
 }
 

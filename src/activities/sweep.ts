@@ -12,6 +12,7 @@ import { PoolNotFoundError } from '../ipam/allocator.ts';
 import type { PoolWriter } from '../store/pool-writer.ts';
 import type { TidepoolMetrics } from '../metrics.ts';
 import { podLifecycleWorkflowId, TidepoolPod, TidepoolPodUID, TidepoolState } from '../temporal/names.ts';
+import type { SweepScope } from '../contract/pools.ts';
 import { reclaimSignal, type PodIPLifecycleWorkflow, type ReclaimRequest } from '../contract/lifecycle.ts';
 import { lifecycleStaticDetails, lifecycleSummary } from '../temporal/lifecycle-details.ts';
 
@@ -58,12 +59,16 @@ export function createSweepActivities({
   }
 
   return {
-    /** Judges the cluster from a live read (no cache); changes nothing. */
-    async planSweep(): Promise<SweepReport> {
+    /**
+     * Judges the cluster, or the scope's pools and namespaces, from a live read (no cache); changes nothing. The
+     * gauges describe the whole cluster, so an aimed sweep leaves them alone.
+     */
+    async planSweep(scope: SweepScope = {}): Promise<SweepReport> {
       heartbeat();
       const stopTimer = metrics.sweepSeconds.startTimer();
-      const report = await judgeCluster(kubeConfig, gc);
+      const report = await judgeCluster(kubeConfig, gc, scope);
       stopTimer();
+      if (report.scope) return report;
       metrics.sweepCandidates.reset();
       for (const [reason, count] of Object.entries(report.reclaimed)) metrics.sweepCandidates.set({ reason }, count);
       metrics.sweepUnrecorded.reset();

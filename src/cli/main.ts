@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { reservedSets } from '../ipam/reserved.ts';
 import { loadCommonConfig } from '../config.ts';
@@ -9,7 +10,9 @@ import { gcScheduleId } from '../gc/schedule.ts';
 import { judgeCluster } from '../gc/snapshot.ts';
 import { canonicalIP, parseIP } from '../ipam/ip.ts';
 import { ipSetOf, poolAddresses, poolFamily } from '../ipam/pool.ts';
+import type { SweepScope } from '../contract/pools.ts';
 import { TidepoolClient } from '../k8s/client.ts';
+import { kubeGetOptional } from '../k8s/errors.ts';
 import { loadKubeConfig } from '../k8s/kubeconfig.ts';
 import { TidepoolState } from '../temporal/names.ts';
 import { stateQuery, type LifecycleSnapshot } from '../contract/lifecycle.ts';
@@ -17,12 +20,17 @@ import { countsText, table } from './format.ts';
 
 const USAGE = `usage:
   tidepool status [--pool NAME] [-a] [-o json]   pools: total, allocated, free, reserved, zombie candidates, unrecorded, conflicts; -a: every IP
-  tidepool gc [--dry-run] [-o json]              run a GC sweep (through the tidepool-gc Schedule) and print its report
+  tidepool gc [--dry-run] [--pool NAME]... [--namespace NAME]... [-o json]
+                                                 run a GC sweep and print its report: of the whole cluster (through the
+                                                 tidepool-gc Schedule), or of the named pools' and namespaces' records
   tidepool history IP|NAMESPACE/POD [-o json]    every lifecycle that held the IP or pod, with times and reasons
 environment: KUBECONFIG, TEMPORAL_ADDRESS (127.0.0.1:7233), TEMPORAL_NAMESPACE (default), TEMPORAL_TLS*, TEMPORAL_API_KEY, TIDEPOOL_TASK_QUEUE (tidepool), TIDEPOOL_CONFIG
-exit codes: 0 done, 1 failed, 2 usage, 3 nothing found`;
+exit codes: 0 done, 1 failed, 2 usage (also a pool or namespace that does not exist), 3 nothing found`;
 
+/** The command line is wrong: exit 2 with the usage. */
 class UsageError extends Error {}
+/** The command line names something that does not exist (a pool, a namespace): exit 2. */
+class UnknownNameError extends Error {}
 const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3 } as const;
 
 function print(json: boolean, data: unknown, text: string): void {
@@ -47,7 +55,7 @@ async function status(options: { pool?: string; all: boolean; json: boolean }): 
   const settings = loadReclaimSettings();
   const plan = await judgeCluster(kubeConfig, settings.gc);
   const pools = (await client.listPools()).items.filter((p) => !options.pool || p.metadata.name === options.pool);
-  if (options.pool && pools.length === 0) throw new Error(`IPPool ${options.pool} does not exist`);
+  if (options.pool && pools.length === 0) throw new UnknownNameError(`IPPool ${options.pool} does not exist`);
   const reserved = reservedSets((await client.reservedIPs.list()).items);
   const zombies = new Map(plan.reclaims.flatMap((r) => r.ips.map((ip) => [`${ip.pool}/${ip.ip}`, r.reason] as const)));
 
@@ -100,15 +108,34 @@ async function status(options: { pool?: string; all: boolean; json: boolean }): 
   return EXIT.ok;
 }
 
-async function gc(options: { dryRun: boolean; json: boolean }): Promise<number> {
+/** Every pool and namespace the sweep is aimed at must exist: a typo must not sweep nothing and say done. */
+async function checkScope(scope: SweepScope): Promise<void> {
+  if (!scope.pools && !scope.namespaces) return;
+  const kubeConfig = loadKubeConfig();
+  const tidepool = new TidepoolClient(kubeConfig);
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  for (const pool of scope.pools ?? []) {
+    if (!(await tidepool.getPool(pool))) throw new UnknownNameError(`IPPool ${pool} does not exist`);
+  }
+  for (const namespace of scope.namespaces ?? []) {
+    if (!(await kubeGetOptional(`get namespace ${namespace}`, () => core.readNamespace({ name: namespace })))) {
+      throw new UnknownNameError(`namespace ${namespace} does not exist`);
+    }
+  }
+}
+
+async function gc(options: { dryRun: boolean; scope: SweepScope; json: boolean }): Promise<number> {
   const { taskQueue } = loadCommonConfig();
   const scheduleId = gcScheduleId(taskQueue);
+  await checkScope(options.scope);
+  const aimed = Boolean(options.scope.pools || options.scope.namespaces);
   const report = await temporal(async (client) => {
-    if (options.dryRun) {
+    if (options.dryRun || aimed) {
+      // The Schedule's sweeps are of the whole cluster; a dry or aimed one runs on its own.
       return client.workflow.execute('gcSweep', {
         taskQueue,
-        workflowId: `${scheduleId}-dry-run-${new Date().toISOString()}`,
-        args: [{ dryRun: true }],
+        workflowId: `${scheduleId}-${options.dryRun ? 'dry-run' : 'aimed'}-${new Date().toISOString()}`,
+        args: [{ dryRun: options.dryRun, ...options.scope }],
       }) as Promise<SweepReport>;
     }
     const schedule = client.schedule.getHandle(scheduleId);
@@ -127,7 +154,7 @@ async function gc(options: { dryRun: boolean; json: boolean }): Promise<number> 
     options.json,
     report,
     [
-      `GC sweep${report.dryRun ? ' (dry run: nothing changed)' : ''}`,
+      `GC sweep${report.scope ? ` of ${scopeText(report.scope)}` : ''}${report.dryRun ? ' (dry run: nothing changed)' : ''}`,
       `scanned    ${report.scanned.records} records, ${report.scanned.endpoints} PodEndpoints`,
       `${report.dryRun ? 'would reclaim' : 'reclaimed '} ${countsText(report.reclaimed)}`,
       `waiting    ${countsText(report.waiting)}`,
@@ -142,6 +169,13 @@ async function gc(options: { dryRun: boolean; json: boolean }): Promise<number> 
     ].join('\n'),
   );
   return EXIT.ok;
+}
+
+function scopeText(scope: SweepScope): string {
+  return [
+    ...(scope.pools ? [`IPPool${scope.pools.length > 1 ? 's' : ''} ${scope.pools.join(', ')}`] : []),
+    ...(scope.namespaces ? [`namespace${scope.namespaces.length > 1 ? 's' : ''} ${scope.namespaces.join(', ')}`] : []),
+  ].join(' in ');
 }
 
 function unrecordedLines(report: Pick<SweepReport, 'unrecorded'>): string[] {
@@ -200,38 +234,54 @@ async function history(subject: string, json: boolean): Promise<number> {
   return EXIT.ok;
 }
 
+const OUTPUT = { output: { type: 'string', short: 'o' } } as const;
+/** Each command's own flags: a flag another command takes is an error here, never silently ignored. */
+const FLAGS = {
+  status: { ...OUTPUT, pool: { type: 'string' }, all: { type: 'boolean', short: 'a', default: false } },
+  gc: { ...OUTPUT, 'dry-run': { type: 'boolean', default: false }, pool: { type: 'string', multiple: true }, namespace: { type: 'string', multiple: true } },
+  history: OUTPUT,
+} as const satisfies Record<string, ParseArgsConfig['options']>;
+
+function parse<T extends ParseArgsConfig['options']>(command: string, args: string[], options: T) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError(`${command}: ${(error as Error).message}`);
+  }
+}
+
+function outputJson(command: string, output: string | undefined): boolean {
+  if (output !== undefined && output !== 'json') throw new UsageError(`${command}: -o takes json, not ${output}`);
+  return output === 'json';
+}
+
+function noPositionals(command: string, positionals: string[]): void {
+  if (positionals.length > 0) throw new UsageError(`${command} takes no argument ${positionals.map((p) => JSON.stringify(p)).join(' ')}`);
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === 'help' || command === '--help' || command === '-h' || rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(`${USAGE}\n`);
     return EXIT.ok;
   }
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: rest,
-      allowPositionals: true,
-      options: {
-        pool: { type: 'string' },
-        all: { type: 'boolean', short: 'a', default: false },
-        'dry-run': { type: 'boolean', default: false },
-        output: { type: 'string', short: 'o' },
-      },
-    });
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-  const { values, positionals } = parsed;
-  if (values.output !== undefined && values.output !== 'json') throw new UsageError(`-o takes json, not ${values.output}`);
-  const json = values.output === 'json';
   switch (command) {
-    case 'status':
-      return status({ ...(values.pool ? { pool: values.pool } : {}), all: values.all, json });
-    case 'gc':
-      return gc({ dryRun: values['dry-run'], json });
-    case 'history':
+    case 'status': {
+      const { values, positionals } = parse(command, rest, FLAGS.status);
+      noPositionals(command, positionals);
+      return status({ ...(values.pool ? { pool: values.pool } : {}), all: values.all, json: outputJson(command, values.output) });
+    }
+    case 'gc': {
+      const { values, positionals } = parse(command, rest, FLAGS.gc);
+      noPositionals(command, positionals);
+      const scope = { ...(values.pool ? { pools: [...new Set(values.pool)] } : {}), ...(values.namespace ? { namespaces: [...new Set(values.namespace)] } : {}) };
+      return gc({ dryRun: values['dry-run'], scope, json: outputJson(command, values.output) });
+    }
+    case 'history': {
+      const { values, positionals } = parse(command, rest, FLAGS.history);
       if (positionals.length !== 1) throw new UsageError('history takes one IP or NAMESPACE/POD');
-      return history(positionals[0]!, json);
+      return history(positionals[0]!, outputJson(command, values.output));
+    }
     default:
       throw new UsageError(command ? `unknown command ${command}` : 'no command');
   }
@@ -243,7 +293,7 @@ if (import.meta.main) {
     (error: unknown) => {
       const usage = error instanceof UsageError;
       process.stderr.write(`tidepool: ${(error as Error).message}${usage ? `\n${USAGE}` : ''}\n`);
-      process.exit(usage ? EXIT.usage : EXIT.failed);
+      process.exit(usage || error instanceof UnknownNameError ? EXIT.usage : EXIT.failed);
     },
   );
 }

@@ -71,11 +71,15 @@ export interface LifecycleSnapshot {
 /** From the controller: something happened to the pod; judge its IPs again at `checkAt` (epoch ms). */
 export interface PodEvent {
   podUID: string;
-  event: 'deleted' | 'terminating' | 'finished' | 'nodeNotReady';
+  event: 'deleted' | 'terminating' | 'finished' | 'nodeNotReady' | 'statefulSetChanged';
   checkAt: number;
 }
 
-/** From a GC sweep: these records of this pod UID were judged leaked; reclaim them. */
+/**
+ * From a GC sweep (or, for StaleRecord, the controller): these records of this pod UID were judged leaked;
+ * reclaim them. Every reason but StaleRecord reclaims all the lifecycle holds for the pod UID too; StaleRecord
+ * releases only the named records of the live pod, each after a live look confirms nothing the pod uses names it.
+ */
 export interface ReclaimRequest {
   podUID: string;
   reason: ReclaimReason;
@@ -151,6 +155,18 @@ export interface ReleaseIPsResult {
   notHeld: string[];
   /** IPs now held by another pod, left alone. */
   heldByOther: { ip: string; pod: string }[];
+}
+
+export interface ReleaseStaleRecordsInput {
+  namespace: string;
+  pod: string;
+  podUID: string;
+  ips: { ip: string; pool: string }[];
+}
+
+export interface ReleaseStaleRecordsResult extends ReleaseIPsResult {
+  /** IPs that a live look found in use by the pod (its PodEndpoint or status.podIPs name them) or too young to judge. */
+  inUse: string[];
 }
 
 export interface PodEndpointInput {

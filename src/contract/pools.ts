@@ -13,7 +13,13 @@ export interface PoolDeletionResult {
 /** `poolDeletion` in src/workflows: waits until the pool holds no IP, then removes its finalizer. */
 export type PoolDeletionWorkflow = (pool: string, recheckEvery?: string | number) => Promise<PoolDeletionResult>;
 
-export interface SweepInput {
+/** Which records a sweep judges: those of these pools and of pods in these namespaces (all when a list is absent). */
+export interface SweepScope {
+  pools?: string[];
+  namespaces?: string[];
+}
+
+export interface SweepInput extends SweepScope {
   dryRun?: boolean;
 }
 

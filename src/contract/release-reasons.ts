@@ -12,6 +12,8 @@ export const RECLAIM_REASONS = [
   'TerminatingOnReadyNode',
   'TerminatingOnNotReadyNode',
   'StatefulSetScaledDown',
+  'StatefulSetDeleted',
+  'StaleRecord',
   'RunningWithoutPodIPs',
   'EndpointWithoutPod',
 ] as const;
@@ -29,9 +31,11 @@ const TEXT: Record<ReleaseReason, string> = {
   PodReplaced: 'the pod was replaced by another with the same name and another UID',
   PodSucceeded: 'the pod succeeded and its grace period passed',
   PodFailed: 'the pod failed and its grace period passed',
-  TerminatingOnReadyNode: 'the pod stayed terminating on a Ready node past its grace period',
-  TerminatingOnNotReadyNode: 'the pod stayed terminating on a NotReady or missing node past its grace period',
+  TerminatingOnReadyNode: 'the pod stayed terminating on a Ready node past its deletionTimestamp',
+  TerminatingOnNotReadyNode: 'the pod stayed terminating on a NotReady or missing node past its deletionTimestamp',
   StatefulSetScaledDown: 'its StatefulSet no longer wants this ordinal',
+  StatefulSetDeleted: 'its StatefulSet was deleted',
+  StaleRecord: 'a record of the live pod that neither its PodEndpoint nor its status.podIPs names',
   RunningWithoutPodIPs: 'the pod runs without status.podIPs',
   EndpointWithoutPod: 'its PodEndpoint outlived the pod',
 };

@@ -1,15 +1,17 @@
-import { CoreV1Api, makeInformer, type KubeConfig, type KubernetesObject, type V1Node, type V1Pod } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, makeInformer, type KubeConfig, type KubernetesObject, type V1Node, type V1Pod, type V1StatefulSet } from '@kubernetes/client-node';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { nodeFacts } from '../gc/facts.ts';
+import { nodeFacts, statefulSetFacts } from '../gc/facts.ts';
+import { wantsOrdinal, type GcConfig } from '../gc/verdict.ts';
 import { heldReservedIPs } from '../ipam/reserved.ts';
 import { TidepoolClient } from '../k8s/client.ts';
 import { IP_PROTECTION_FINALIZER, type IPPool, type PodEndpoint, type ReservedIP } from '../k8s/types.ts';
 import { KubeApiError } from '../k8s/errors.ts';
 import { restartOnError, tidepoolInformer, type Watched } from '../k8s/watch.ts';
 import { podLifecycleWorkflowId, poolDeletionWorkflowId, TASK_QUEUE } from '../temporal/names.ts';
-import { podEventSignal, type PodEvent } from '../contract/lifecycle.ts';
+import { podEventSignal, reclaimSignal, type PodEvent } from '../contract/lifecycle.ts';
 import { poolReleasedSignal, type PoolDeletionWorkflow } from '../contract/pools.ts';
 import type { Log } from '../log.ts';
+import { createStaleRecordWatch } from './stale-records.ts';
 
 const HELD_IPS_SYNC_DELAY_MS = 300;
 /** How often every pool is looked at again, for a finalizer someone removed without the watch telling us. */
@@ -20,26 +22,31 @@ export interface ControllerOptions {
   client: Client;
   /** Where pool-deletion workflows run. */
   taskQueue?: string;
+  /** The reclaim settings: the stale-record watch judges with them. */
+  gc: GcConfig;
   log?: Log;
 }
 
 /**
- * Turns pod and node events into `podEvent` signals to the pods' lifecycle workflows: a pod deleted, a pod
- * terminating, a pod Succeeded or Failed, a node gone NotReady under terminating pods. It holds no timers: each
- * lifecycle judges its pod at the signalled time on a durable timer, and waits on its own for grace periods.
- * Only pods with a PodEndpoint are signalled. It also starts the pool-deletion workflow of a terminating IPPool
+ * Turns pod, node and StatefulSet events into `podEvent` signals to the pods' lifecycle workflows: a pod
+ * deleted, a pod terminating, a pod Succeeded or Failed, a node gone NotReady under terminating pods, a
+ * StatefulSet deleted or scaled down under the pods whose IPs it kept. Each lifecycle judges its pod at the
+ * signalled time on a durable timer, and waits on its own for grace periods. Only pods with a PodEndpoint are
+ * signalled. It hands a live pod's stale records to its lifecycle (./stale-records.ts). It also starts the pool-deletion workflow of a terminating IPPool
  * and keeps ReservedIPs' status.heldIPs current. It owns the ip-protection finalizer of every IPPool (the
  * mutating webhook adds it too, when it runs): without it, `kubectl delete` would remove a pool at once, under
  * the pods that hold its IPs. Signals and writes are idempotent, so two controllers may run at once.
  */
-export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, log = () => {} }: ControllerOptions) {
+export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, gc, log = () => {} }: ControllerOptions) {
   const core = kubeConfig.makeApiClient(CoreV1Api);
+  const apps = kubeConfig.makeApiClient(AppsV1Api);
   const pods: Watched<V1Pod> = makeInformer(kubeConfig, '/api/v1/pods', () => core.listPodForAllNamespaces());
   const nodes: Watched<V1Node> = makeInformer(kubeConfig, '/api/v1/nodes', () => core.listNode());
+  const statefulSets: Watched<V1StatefulSet> = makeInformer(kubeConfig, '/apis/apps/v1/statefulsets', () => apps.listStatefulSetForAllNamespaces());
   const endpoints = tidepoolInformer<PodEndpoint>(kubeConfig, 'podendpoints');
   const ippools = tidepoolInformer<IPPool>(kubeConfig, 'ippools');
   const reservations = tidepoolInformer<ReservedIP>(kubeConfig, 'reservedips');
-  const informers = [pods, nodes, endpoints, ippools, reservations] as Watched<KubernetesObject>[];
+  const informers = [pods, nodes, statefulSets, endpoints, ippools, reservations] as Watched<KubernetesObject>[];
   const tidepool = new TidepoolClient(kubeConfig);
   /** Signals already sent, by pod UID and event, so a resync does not repeat them. */
   const sent = new Set<string>();
@@ -47,9 +54,10 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, l
   let stopped = false;
 
   async function signal(pod: V1Pod, event: PodEvent['event'], checkAt: number): Promise<void> {
-    const namespace = pod.metadata?.namespace ?? '';
-    const name = pod.metadata?.name ?? '';
-    const uid = pod.metadata?.uid ?? '';
+    await signalPod(pod.metadata?.namespace ?? '', pod.metadata?.name ?? '', pod.metadata?.uid ?? '', event, checkAt);
+  }
+
+  async function signalPod(namespace: string, name: string, uid: string, event: PodEvent['event'], checkAt: number): Promise<void> {
     const key = `${uid}/${event}`;
     if (sent.has(key) || !endpoints.get(name, namespace)) return;
     sent.add(key);
@@ -69,6 +77,35 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, l
     const phase = pod.status?.phase;
     if (phase === 'Succeeded' || phase === 'Failed') void signal(pod, 'finished', Date.now());
   }
+
+  /** A StatefulSet deleted or scaled down: every pod whose IPs it kept and whose ordinal it no longer wants is judged now. */
+  const onStatefulSet = (set: V1StatefulSet, deleted: boolean) => {
+    const namespace = set.metadata?.namespace ?? '';
+    const name = set.metadata?.name ?? '';
+    const facts = statefulSetFacts(name, deleted ? undefined : set);
+    for (const endpoint of endpoints.list(namespace)) {
+      if (endpoint.status.ownerKind !== 'StatefulSet' || endpoint.status.ownerName !== name || wantsOrdinal(facts, endpoint.metadata.name)) continue;
+      void signalPod(namespace, endpoint.metadata.name, endpoint.status.podUID, 'statefulSetChanged', Date.now());
+    }
+  };
+  statefulSets.on('update', (set) => onStatefulSet(set, false));
+  statefulSets.on('delete', (set) => onStatefulSet(set, true));
+
+  const staleRecords = createStaleRecordWatch({
+    gc,
+    pod: (namespace, name) => pods.get(name, namespace),
+    endpoint: (namespace, name) => endpoints.get(name, namespace),
+    pool: (name) => ippools.get(name),
+    reclaim: (namespace, pod, podUID, ips) => {
+      client.workflow
+        .getHandle(podLifecycleWorkflowId(namespace, pod))
+        .signal(reclaimSignal, { podUID, reason: 'StaleRecord', ips })
+        .then(
+          () => log('info', 'handed stale records of a live pod to its lifecycle', { pod: `${namespace}/${pod}`, ips: ips.map((i) => i.ip) }),
+          (error: unknown) => log('warn', 'could not hand stale records to the lifecycle; the next sweep covers them', { pod: `${namespace}/${pod}`, error: (error as Error).message }),
+        );
+    },
+  });
 
   /** Adds the ip-protection finalizer to a pool that lacks it and is not being deleted. */
   const protecting = new Set<string>();
@@ -92,6 +129,7 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, l
   /** A terminating pool: start its pool-deletion workflow, or tell the running one to look again. */
   const onPool = (pool: IPPool) => {
     void protect(pool);
+    staleRecords.onPool(pool);
     if (!pool.metadata.deletionTimestamp) return;
     const name = pool.metadata.name;
     client.workflow
@@ -106,6 +144,7 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, l
   };
   ippools.on('add', onPool);
   ippools.on('update', onPool);
+  ippools.on('delete', (pool) => staleRecords.onPoolDeleted(pool));
 
   /** Keeps every ReservedIP's status.heldIPs equal to the reserved IPs that pods hold, coalescing bursts of pool writes. */
   let heldSync: NodeJS.Timeout | undefined;
@@ -166,11 +205,14 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, l
     /** Starts watching; resolves once every watch holds its first list. PodEndpoints are listed first. */
     async start(): Promise<void> {
       await endpoints.start();
-      await Promise.all([pods.start(), nodes.start(), ippools.start(), reservations.start()]);
+      // Pods first: the stale-record watch judges each listed pool's records against them.
+      await Promise.all([pods.start(), nodes.start(), statefulSets.start(), reservations.start()]);
+      await ippools.start();
       resync = setInterval(() => ippools.list().forEach((pool) => void protect(pool)), POOL_RESYNC_MS);
     },
     async stop(): Promise<void> {
       stopped = true;
+      staleRecords.stop();
       clearInterval(resync);
       clearTimeout(heldSync);
       await Promise.all(informers.map((informer) => informer.stop()));

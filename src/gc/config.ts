@@ -16,7 +16,7 @@ export const RECLAIM_DEFAULTS: ReclaimSettings = {
     enabled: true,
     reclaimTerminatingOnReadyNode: true,
     reclaimTerminatingOnNotReadyNode: true,
-    additionalGraceDelayMs: 0,
+    additionalGraceDelayMs: 5_000,
     minRecordAgeMs: 60_000,
     reclaimRunningWithoutPodIPs: false,
   },

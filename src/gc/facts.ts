@@ -1,6 +1,7 @@
 import type { V1Node, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import type { LivePod } from '../ipam/holders.ts';
-import type { NodeFacts, PodFacts, StatefulSetFacts } from './verdict.ts';
+import type { PodEndpoint } from '../k8s/types.ts';
+import type { EndpointFacts, NodeFacts, PodFacts, StatefulSetFacts } from './verdict.ts';
 
 const PHASES = new Set(['Pending', 'Running', 'Succeeded', 'Failed']);
 
@@ -26,6 +27,11 @@ export function podFacts(pod: V1Pod): PodFacts {
     ...(pod.spec?.terminationGracePeriodSeconds !== undefined ? { terminationGracePeriodSeconds: pod.spec.terminationGracePeriodSeconds } : {}),
     ...(finished.length > 0 ? { finishedAt: Math.max(...finished) } : {}),
   };
+}
+
+/** What the verdict needs to know about a pod's PodEndpoint: its pod UID and the IPs it names, without prefix. */
+export function endpointFacts(endpoint: PodEndpoint): EndpointFacts {
+  return { podUID: endpoint.status.podUID, ips: endpoint.status.ips.map((entry) => ({ ip: entry.address.split('/')[0] ?? '', pool: entry.pool })) };
 }
 
 /** A node is Ready only while its Ready condition says True. */

@@ -1,4 +1,5 @@
 import { AppsV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { SweepScope } from '../contract/pools.ts';
 import { TidepoolClient } from '../k8s/client.ts';
 import { kubeCall, kubeGetOptional } from '../k8s/errors.ts';
 import { livePod, nodeFacts, podFacts, statefulSetFacts, statefulSetOwner } from './facts.ts';
@@ -32,12 +33,12 @@ export async function readClusterSnapshot(kubeConfig: KubeConfig): Promise<Clust
   };
 }
 
-/** A sweep's judgement of the live cluster; changes nothing. */
-export async function judgeCluster(kubeConfig: KubeConfig, gc: GcConfig): Promise<SweepReport> {
+/** A sweep's judgement of the live cluster, or of the scope's pools and namespaces; changes nothing. */
+export async function judgeCluster(kubeConfig: KubeConfig, gc: GcConfig, scope: SweepScope = {}): Promise<SweepReport> {
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const snapshot = await readClusterSnapshot(kubeConfig);
   return planSweep(snapshot, gc, Date.now(), async (namespace, name, uid) => {
     const live = await kubeGetOptional(`get pod ${namespace}/${name}`, () => core.readNamespacedPod({ namespace, name }));
     return !live || live.metadata?.uid !== uid;
-  });
+  }, scope);
 }

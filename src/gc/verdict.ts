@@ -13,7 +13,10 @@ export interface GcConfig {
   reclaimTerminatingOnReadyNode: boolean;
   /** Reclaim pods stuck terminating on a NotReady (or deleted) node once their grace has passed. */
   reclaimTerminatingOnNotReadyNode: boolean;
-  /** Added to every grace period before a terminating or finished pod's IPs are reclaimed. */
+  /**
+   * Waited after a terminating pod's deletionTimestamp (which already includes its grace period), and after a
+   * finished pod's termination grace, before its IPs are reclaimed.
+   */
   additionalGraceDelayMs: number;
   /**
    * A record younger than this is reclaimed only when a live GET confirms its pod is gone or replaced: the
@@ -52,6 +55,12 @@ export interface NodeFacts {
   ready: boolean;
 }
 
+/** The pod's own PodEndpoint (the one whose pod UID is the pod's): the IPs its lifecycle gave it, with their pools. */
+export interface EndpointFacts {
+  podUID: string;
+  ips: { ip: string; pool: string }[];
+}
+
 /** The pod's StatefulSet, when the pod (or the record's pod name) belongs to one. */
 export interface StatefulSetFacts {
   name: string;
@@ -74,6 +83,9 @@ export interface VerdictInput {
   /** Epoch ms. */
   now: number;
 }
+
+/** A record's verdict when its pod's PodEndpoint is known too (undefined: the pod has none). */
+export type RecordVerdictInput = VerdictInput & { endpoint: EndpointFacts | undefined };
 
 /** The reclaims a verdict gives; EndpointWithoutPod is the sweep's own (src/gc/plan.ts). */
 export type VerdictReclaimReason = Exclude<ReclaimReason, 'EndpointWithoutPod'>;
@@ -139,7 +151,11 @@ export function verdict(input: VerdictInput): Verdict {
   if (!config.enabled) return keep('GCDisabled');
   const wanted = wantsOrdinal(statefulSet, record.pod.split('/')[1] ?? '');
 
-  if (!pod) return wanted ? keep('StatefulSetOrdinalWanted') : unlessTooYoung(input, statefulSet ? 'StatefulSetScaledDown' : 'PodNotFound');
+  if (!pod) {
+    if (wanted) return keep('StatefulSetOrdinalWanted');
+    if (!statefulSet) return unlessTooYoung(input, 'PodNotFound');
+    return unlessTooYoung(input, statefulSet.exists && !statefulSet.deleting ? 'StatefulSetScaledDown' : 'StatefulSetDeleted');
+  }
 
   if (pod.uid !== record.podUID) {
     // A StatefulSet pod re-created under its name takes the record over at its ADD; until it has IPs of its
@@ -150,8 +166,8 @@ export function verdict(input: VerdictInput): Verdict {
 
   if (pod.deletionTimestamp !== undefined) {
     if (wanted) return keep('StatefulSetOrdinalWanted');
-    const grace = (pod.deletionGracePeriodSeconds ?? pod.terminationGracePeriodSeconds ?? 30) * 1000;
-    return afterGrace(input, pod.deletionTimestamp + grace + config.additionalGraceDelayMs, undefined);
+    // The deletionTimestamp is the end of the grace period: the pod's containers are dead by then.
+    return afterGrace(input, pod.deletionTimestamp + config.additionalGraceDelayMs, undefined);
   }
 
   if (pod.phase === 'Succeeded' || pod.phase === 'Failed') {
@@ -166,4 +182,28 @@ export function verdict(input: VerdictInput): Verdict {
     return unlessTooYoung(input, 'RunningWithoutPodIPs');
   }
   return keep('PodActive');
+}
+
+/**
+ * A live pod's record that nothing the pod uses names: neither its own PodEndpoint nor its `status.podIPs`
+ * lists the IP (a sandbox the runtime replaced left it, or an ADD whose rollback failed). Such a record is
+ * reclaimed once it is older than the minimum record age, which an ADD writing its record and then its
+ * PodEndpoint never reaches. A record the PodEndpoint names is the pod's, whatever container it carries: a
+ * re-created sandbox takes its record over before the PodEndpoint says so. Undefined when the record is not a
+ * live pod's (the pod verdict decides) or the pod uses it.
+ */
+export function staleRecordVerdict(input: RecordVerdictInput): Verdict | undefined {
+  const { record, pod, endpoint, config, now } = input;
+  if (!config.enabled || !pod || pod.uid !== record.podUID || pod.deletionTimestamp !== undefined) return undefined;
+  if (pod.phase === 'Succeeded' || pod.phase === 'Failed' || pod.podIPs.includes(record.ip)) return undefined;
+  if (endpoint?.podUID === pod.uid && endpoint.ips.some((entry) => entry.ip === record.ip && entry.pool === record.pool)) return undefined;
+  if (record.allocatedAt !== undefined && now - record.allocatedAt < config.minRecordAgeMs) {
+    return { action: 'wait', until: record.allocatedAt + config.minRecordAgeMs, reason: 'RecordTooYoung' };
+  }
+  return reclaim('StaleRecord');
+}
+
+/** The verdict of one pool record: stale for its live pod, or else what its pod, node and StatefulSet say. */
+export function recordVerdict(input: RecordVerdictInput): Verdict {
+  return staleRecordVerdict(input) ?? verdict(input);
 }

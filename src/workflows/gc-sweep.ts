@@ -13,11 +13,13 @@ const { planSweep, requestReclaims, recordUnrecorded, reportConflicts } = proxyA
  * One GC sweep: judge every pool record and PodEndpoint from a live read of the cluster, then hand each leak
  * to its pod's lifecycle (signal-with-start `reclaim`), which releases it by compare-and-delete and records
  * why. IPs that live pods hold with no record in their pool are recorded again; IPs two live pods hold are
- * reported (an Event on each pod), never released. A dry run returns the same report and changes nothing. Run by the tidepool-gc Schedule, once at worker
- * start, and on demand (`tidepool gc`).
+ * reported (an Event on each pod), never released. A dry run returns the same report and changes nothing. An
+ * aimed sweep (`pools`, `namespaces`) judges only those records. Run by the tidepool-gc Schedule (the whole
+ * cluster), once at worker start, and on demand (`tidepool gc`).
  */
 export async function gcSweep(input: SweepInput = {}): Promise<SweepReport> {
-  const report = { ...(await planSweep()), dryRun: Boolean(input.dryRun) };
+  const scope = { ...(input.pools ? { pools: input.pools } : {}), ...(input.namespaces ? { namespaces: input.namespaces } : {}) };
+  const report = { ...(await planSweep(scope)), dryRun: Boolean(input.dryRun) };
   if (!report.dryRun && report.reclaims.length > 0) await requestReclaims(report.reclaims);
   // Reports of a worker older than the unrecorded and conflict categories carry neither.
   const unrecorded = report.unrecorded ?? [];

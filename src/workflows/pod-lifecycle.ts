@@ -225,6 +225,7 @@ export class PodLifecycle {
 
   /** Releases records of `request.podUID` (those named, and those this lifecycle holds for that pod). */
   async reclaim(request: ReclaimRequest): Promise<void> {
+    if (request.reason === 'StaleRecord') return this.reclaimStale(request);
     const lifecycle = this.snapshot;
     const mine = lifecycle.podUID === request.podUID ? this.held() : [];
     const ips = [...mine, ...request.ips.filter((named) => !mine.some((m) => m.ip === named.ip && m.pool === named.pool))];
@@ -240,6 +241,27 @@ export class PodLifecycle {
     this.remember(ips);
     lifecycle.state = 'Reclaimed';
     this.released(request.reason);
+    this.publish();
+  }
+
+  /**
+   * Releases the named records of the live pod that nothing it uses names, never one of the IPs this lifecycle
+   * gave it; the activity judges each again from a live look before its compare-and-delete.
+   */
+  private async reclaimStale(request: ReclaimRequest): Promise<void> {
+    const lifecycle = this.snapshot;
+    if (lifecycle.podUID !== undefined && lifecycle.podUID !== request.podUID) return;
+    const held = this.held();
+    const ips = request.ips.filter((named) => !held.some((h) => h.ip === named.ip && h.pool === named.pool));
+    if (ips.length === 0) return;
+    const result = await activities.releaseStaleRecords({ namespace: lifecycle.namespace, pod: lifecycle.pod, podUID: request.podUID, ips });
+    log.info('stale records', { pod: this.podName, ...result });
+    const released = ips.filter((named) => result.released.includes(named.ip));
+    if (released.length === 0) return;
+    this.remember(released);
+    if (held.length === 0) lifecycle.state = 'Reclaimed';
+    this.released('StaleRecord');
+    lifecycle.lastReason = `released ${result.released.join(', ')}: ${releaseReasonText('StaleRecord')}`;
     this.publish();
   }
 

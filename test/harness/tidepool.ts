@@ -61,7 +61,7 @@ export async function startTidepool(
     taskQueue,
   });
   const server = await serveAgent(agent, socketPath, (error) => console.error('agent error', error));
-  const controller = options.controller ? createController({ kubeConfig: kubeConfig(), client, taskQueue }) : undefined;
+  const controller = options.controller ? createController({ kubeConfig: kubeConfig(), client, taskQueue, gc: { ...RECLAIM_DEFAULTS.gc, ...options.settings?.gc } }) : undefined;
   await controller?.start();
 
   return {

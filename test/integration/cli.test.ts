@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureGcSchedule } from '../../src/gc/schedule.ts';
 import { TidepoolClient } from '../../src/k8s/client.ts';
 import { GC_SCHEDULE_ID, TASK_QUEUE } from '../../src/temporal/names.ts';
-import { createNamespace, kubeConfig, stack } from '../harness/cluster.ts';
+import { createNamespace, deletePools, kubeConfig, stack, waitFor } from '../harness/cluster.ts';
 import { cniEnv, netconf, runCni, startTidepool, type TidepoolUnderTest } from '../harness/tidepool.ts';
 
 const tag = randomBytes(3).toString('hex');
@@ -17,6 +17,7 @@ let tidepool: TidepoolUnderTest;
 let namespace: Awaited<ReturnType<typeof createNamespace>>;
 let createdSchedule = false;
 const pool = `cli-${tag}`;
+const otherPool = `cli-other-${tag}`;
 
 function tidepoolCli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -45,10 +46,23 @@ afterAll(async () => {
   if (createdSchedule) await tidepool?.client.schedule.getHandle(GC_SCHEDULE_ID).delete().catch(() => undefined);
   await tidepool?.stop();
   await namespace?.remove();
-  const p = await pools().getPool(pool);
-  if (p) await pools().replacePoolStatus({ ...p, status: {} }).catch(() => undefined);
-  await pools().deletePool(pool).catch(() => undefined);
+  await deletePools([pool, otherPool]);
 });
+
+/** A pod of `poolName` that got its IP by a CNI ADD and was then deleted with no DEL: a zombie record. */
+async function zombie(name: string, poolName: string): Promise<string> {
+  const pod = await core().createNamespacedPod({
+    namespace: namespace.name,
+    body: {
+      metadata: { name, annotations: { 'ipam.tidepool.dev/ippool': JSON.stringify({ ipv4: [poolName] }) } },
+      spec: { containers: [{ name: 'c', image: 'registry.invalid/pause:1' }] },
+    },
+  });
+  const run = await runCni('ADD', cniEnv({ namespace: namespace.name, name, uid: pod.metadata!.uid! }, randomBytes(32).toString('hex')), netconf(tidepool.socketPath, tidepool.spoolDir));
+  expect(run.code, run.stdout).toBe(0);
+  await core().deleteNamespacedPod({ namespace: namespace.name, name, gracePeriodSeconds: 0 });
+  return (run.json as { ips: { address: string }[] }).ips[0]!.address.split('/')[0]!;
+}
 
 describe('the tidepool CLI', () => {
   it('status -a shows every IP and its holder, gc --dry-run reports the zombie, gc reclaims it, history tells its story', async () => {
@@ -99,6 +113,50 @@ describe('the tidepool CLI', () => {
     }
     expect(history.code, history.stderr).toBe(0);
     expect(history.stdout).toMatch(new RegExp(`pod-ip/${namespace.name}/leaked\\s.*Reclaimed\\s.*${ips.leaked}\\s+PodNotFound`));
+  });
+
+  it('gc --pool sweeps only the named pool: its zombie is reclaimed, another pool’s is left alone', async () => {
+    await pools().createPool(otherPool, { subnet: '10.93.0.0/24', ips: ['10.93.0.1-10.93.0.20'] });
+    const inA = await zombie('zombie-a', pool);
+    const inB = await zombie('zombie-b', otherPool);
+    const holders = async (name: string) => Object.values((await pools().getPool(name))?.status?.allocatedIPs ?? {}).map((r) => r.pod);
+
+    const dry = await tidepoolCli('gc', '--dry-run', '--pool', otherPool);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toContain(`GC sweep of IPPool ${otherPool} (dry run: nothing changed)`);
+    expect(dry.stdout).toMatch(new RegExp(`${namespace.name}/zombie-b\\s+\\S+\\s+PodNotFound\\s+${inB} \\(${otherPool}\\)`));
+    expect(dry.stdout).not.toContain('zombie-a');
+
+    const aimed = await tidepoolCli('gc', '--pool', pool, '-o', 'json');
+    expect(aimed.code, aimed.stderr).toBe(0);
+    const report = JSON.parse(aimed.stdout) as { dryRun: boolean; scope: unknown; reclaims: { pod: string; reason: string; ips: { ip: string }[] }[] };
+    expect([report.dryRun, report.scope]).toEqual([false, { pools: [pool] }]);
+    expect(report.reclaims.map((r) => [r.pod, r.reason, r.ips.map((i) => i.ip)])).toEqual([['zombie-a', 'PodNotFound', [inA]]]);
+    await waitFor('the zombie of the swept pool to be reclaimed', async () => !(await holders(pool)).includes(`${namespace.name}/zombie-a`), 10_000);
+    expect(await holders(otherPool)).toEqual([`${namespace.name}/zombie-b`]);
+
+    const byNamespace = await tidepoolCli('gc', '--dry-run', '--namespace', namespace.name, '-o', 'json');
+    expect(byNamespace.code, byNamespace.stderr).toBe(0);
+    expect((JSON.parse(byNamespace.stdout) as { reclaims: { pod: string }[] }).reclaims.map((r) => r.pod)).toEqual(['zombie-b']);
+  });
+
+  it('exits 2 for a pool, namespace or flag that does not exist, or a flag another command takes, and changes nothing', async () => {
+    const before = JSON.stringify((await pools().getPool(pool))?.status?.allocatedIPs);
+    for (const [args, message] of [
+      [['gc', '--dry-run', '--pool', `nope-${tag}`], `tidepool: IPPool nope-${tag} does not exist`],
+      [['gc', '--pool', pool, '--pool', `nope-${tag}`], `tidepool: IPPool nope-${tag} does not exist`],
+      [['gc', '--namespace', `nope-${tag}`], `tidepool: namespace nope-${tag} does not exist`],
+      [['status', '--pool', `nope-${tag}`], `tidepool: IPPool nope-${tag} does not exist`],
+      [['gc', '--bogus'], "tidepool: gc: Unknown option '--bogus'"],
+      [['gc', '-a'], "tidepool: gc: Unknown option '-a'"],
+      [['status', '--dry-run'], "tidepool: status: Unknown option '--dry-run'"],
+      [['history', '10.1.2.3', '--pool', pool], "tidepool: history: Unknown option '--pool'"],
+      [['gc', 'now'], 'tidepool: gc takes no argument "now"'],
+    ] as const) {
+      const run = await tidepoolCli(...args);
+      expect([run.code, run.stderr.split('\n')[0]!.split('. ')[0]], args.join(' ')).toEqual([2, message]);
+    }
+    expect(JSON.stringify((await pools().getPool(pool))?.status?.allocatedIPs)).toBe(before);
   });
 
   it('exits 3 when nothing is found and 2 on bad usage, with a message', async () => {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { planSweep, type ClusterSnapshot } from '../../src/gc/plan.ts';
 import { RECLAIM_DEFAULTS } from '../../src/gc/config.ts';
 import type { LivePod } from '../../src/ipam/holders.ts';
+import type { SweepScope } from '../../src/contract/pools.ts';
 import type { IPPool, PodEndpoint } from '../../src/k8s/types.ts';
 
 const NOW = Date.parse('2026-12-01T12:00:00Z');
@@ -78,5 +79,39 @@ describe('planSweep: unrecorded IPs and conflicts', () => {
     const report = await plan(snapshot([pod('shared', ['10.7.0.2']), pod('restarted', ['10.7.0.2', '10.7.0.9'], { ready: false })], []));
     expect(report.conflicts).toEqual([]);
     expect(report.unrecorded).toEqual([]);
+  });
+});
+
+describe('planSweep: stale records and aimed sweeps', () => {
+  const withRecords = (records: NonNullable<IPPool['status']>['allocatedIPs'], name = 'pool-a'): IPPool => ({
+    ...pool,
+    metadata: { name, uid: `${name}-uid` },
+    status: { reconciledUID: `${name}-uid`, allocatedIPs: records },
+  });
+
+  it('reclaims a live pod’s stale second record on its own, never with the IP the pod uses', async () => {
+    const records = {
+      '10.7.0.1': { pod: 'ns/recorded', podUID: 'uid-recorded', interface: 'eth0', containerID: 'c-recorded', allocatedAt: old },
+      '10.7.0.3': { pod: 'ns/recorded', podUID: 'uid-recorded', interface: 'eth0', containerID: 'c-earlier', allocatedAt: old },
+    };
+    const report = await plan({ ...snapshot([pod('recorded', ['10.7.0.1'])], [endpoint('recorded', '10.7.0.1/24')]), pools: [withRecords(records)] });
+    expect(report.reclaims).toEqual([{ namespace: 'ns', pod: 'recorded', podUID: 'uid-recorded', reason: 'StaleRecord', ips: [{ ip: '10.7.0.3', pool: 'pool-a' }] }]);
+    expect(report.kept).toEqual({ PodActive: 1 });
+    expect(report.reclaimed).toEqual({ StaleRecord: 1 });
+  });
+
+  it('judges only the named pools’ and namespaces’ records, and says what it was aimed at', async () => {
+    const gone = (name: string, namespace = 'ns') => ({ pod: `${namespace}/${name}`, podUID: `uid-${name}`, interface: 'eth0', allocatedAt: old });
+    const a = withRecords({ '10.7.0.1': gone('a1'), '10.7.0.2': gone('a2', 'other') }, 'pool-a');
+    const b = withRecords({ '10.7.0.3': gone('b1') }, 'pool-b');
+    const all = { ...snapshot([], []), pools: [a, b] };
+    const pods = (r: Awaited<ReturnType<typeof plan>>) => r.reclaims.map((g) => `${g.namespace}/${g.pod}`).sort();
+    expect(pods(await plan(all))).toEqual(['ns/a1', 'ns/b1', 'other/a2']);
+    const aimed = (scope: SweepScope) => planSweep(all, RECLAIM_DEFAULTS.gc, NOW, () => Promise.resolve(false), scope);
+    const onlyA = await aimed({ pools: ['pool-a'] });
+    expect([pods(onlyA), onlyA.scanned.records, onlyA.scope]).toEqual([['ns/a1', 'other/a2'], 2, { pools: ['pool-a'] }]);
+    expect(pods(await aimed({ namespaces: ['other'] }))).toEqual(['other/a2']);
+    expect(pods(await aimed({ pools: ['pool-b'], namespaces: ['other'] }))).toEqual([]);
+    expect((await plan(all)).scope).toBeUndefined();
   });
 });

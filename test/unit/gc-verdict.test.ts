@@ -1,6 +1,17 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { statefulSetOrdinal, verdict, type GcConfig, type PodFacts, type StatefulSetFacts, type Verdict, type VerdictInput } from '../../src/gc/verdict.ts';
+import {
+  recordVerdict,
+  statefulSetOrdinal,
+  verdict,
+  type EndpointFacts,
+  type GcConfig,
+  type PodFacts,
+  type RecordVerdictInput,
+  type StatefulSetFacts,
+  type Verdict,
+  type VerdictInput,
+} from '../../src/gc/verdict.ts';
 
 const NOW = Date.parse('2026-11-22T12:00:00Z');
 const MIN = 60_000;
@@ -35,11 +46,14 @@ describe('verdict', () => {
     ['a young record whose pod is not in the list waits for the minimum age', { record: { ...record, allocatedAt: NOW - 5000 }, pod: undefined }, { action: 'wait', until: NOW - 5000 + MIN, reason: 'RecordTooYoung' }],
     ['a young record is reclaimed when a live GET confirms the pod is gone', { record: { ...record, allocatedAt: NOW - 5000 }, pod: undefined, confirmedLive: true }, { action: 'reclaim', reason: 'PodNotFound' }],
     ['a young record with a replaced pod waits unless confirmed', { record: { ...record, allocatedAt: NOW - 5000 }, pod: { ...running, uid: 'uid-2' } }, { action: 'wait', until: NOW - 5000 + MIN, reason: 'RecordTooYoung' }],
-    ['(b) a terminating pod inside its grace waits until deletionTimestamp + grace',
-      { pod: { ...running, deletionTimestamp: NOW - 10_000, deletionGracePeriodSeconds: 30 }, node: notReady },
+    ['(b) a terminating pod waits until its deletionTimestamp, which already includes its grace',
+      { pod: { ...running, deletionTimestamp: NOW + 20_000, deletionGracePeriodSeconds: 30 }, node: notReady },
       { action: 'wait', until: NOW + 20_000, reason: 'WithinGracePeriod' }],
-    ['(b) the additional grace delay is added',
-      { pod: { ...running, deletionTimestamp: NOW - 40_000, deletionGracePeriodSeconds: 30 }, node: notReady, config: { ...config, additionalGraceDelayMs: 60_000 } },
+    ['(b) the grace is not counted twice: past its deletionTimestamp the pod is reclaimed',
+      { pod: { ...running, deletionTimestamp: NOW - 1, deletionGracePeriodSeconds: 30 }, node: notReady },
+      { action: 'reclaim', reason: 'TerminatingOnNotReadyNode' }],
+    ['(b) only the additional delay follows the deletionTimestamp',
+      { pod: { ...running, deletionTimestamp: NOW - 10_000, deletionGracePeriodSeconds: 30 }, node: notReady, config: { ...config, additionalGraceDelayMs: 60_000 } },
       { action: 'wait', until: NOW + 50_000, reason: 'WithinGracePeriod' }],
     ['(b) past grace on a NotReady node: reclaimed',
       { pod: { ...running, deletionTimestamp: NOW - 40_000, deletionGracePeriodSeconds: 30 }, node: notReady },
@@ -59,7 +73,8 @@ describe('verdict', () => {
     ['(c) a Failed pod past grace is reclaimed', { pod: { ...running, phase: 'Failed', finishedAt: NOW - 31_000 }, node: notReady }, { action: 'reclaim', reason: 'PodFailed' }],
     ['a StatefulSet pod that is gone is kept while its ordinal is wanted', { pod: undefined, statefulSet: set(3) }, { action: 'keep', reason: 'StatefulSetOrdinalWanted' }],
     ['a StatefulSet pod that is gone is reclaimed after a scale-down', { pod: undefined, statefulSet: set(1) }, { action: 'reclaim', reason: 'StatefulSetScaledDown' }],
-    ['a StatefulSet pod that is gone is reclaimed when the StatefulSet is deleted', { pod: undefined, statefulSet: set(3, { exists: false }) }, { action: 'reclaim', reason: 'StatefulSetScaledDown' }],
+    ['a StatefulSet pod that is gone is reclaimed when the StatefulSet is deleted', { pod: undefined, statefulSet: set(3, { exists: false }) }, { action: 'reclaim', reason: 'StatefulSetDeleted' }],
+    ['a StatefulSet pod that is gone is reclaimed while its StatefulSet is being deleted', { pod: undefined, statefulSet: set(3, { deleting: true }) }, { action: 'reclaim', reason: 'StatefulSetDeleted' }],
     ['ordinals.start shifts the wanted ordinals', { pod: undefined, statefulSet: set(2, { ordinalStart: 1 }) }, { action: 'keep', reason: 'StatefulSetOrdinalWanted' }],
     ['a re-created StatefulSet pod without IPs keeps the old record for itself', { pod: { ...running, uid: 'uid-2', podIPs: [] }, statefulSet: set(3) }, { action: 'keep', reason: 'StatefulSetOrdinalWanted' }],
     ['a re-created StatefulSet pod that has IPs of its own frees the old record', { pod: { ...running, uid: 'uid-2', podIPs: ['10.6.0.9'] }, statefulSet: set(3) }, { action: 'reclaim', reason: 'PodReplaced' }],
@@ -114,6 +129,68 @@ describe('verdict', () => {
           const wantedOrdinal = replicas !== undefined && 1 < replicas;
           if (wantedOrdinal) expect(p && p.uid !== record.podUID && p.podIPs.length > 0).toBe(true);
           if (age < MIN && !confirmed) expect(p && p.uid === record.podUID).toBe(true);
+        },
+      ),
+    );
+  });
+});
+
+describe('recordVerdict: stale records of a live pod', () => {
+  const stale = { ...record, ip: '10.6.0.9' };
+  const own: EndpointFacts = { podUID: 'uid-1', ips: [{ ip: '10.6.0.5', pool: 'pool-a' }] };
+  const judge = (overrides: Partial<RecordVerdictInput>): Verdict =>
+    recordVerdict({ record: stale, pod: running, node: ready, statefulSet: undefined, endpoint: own, confirmedLive: false, config, now: NOW, ...overrides });
+
+  it.each<[string, Partial<RecordVerdictInput>, Verdict]>([
+    ['Spiderpool: a second record of a live pod that its PodEndpoint does not name is reclaimed', {}, { action: 'reclaim', reason: 'StaleRecord' }],
+    ['the record the PodEndpoint names is the pod’s', { record }, { action: 'keep', reason: 'PodActive' }],
+    ['race: a sandbox re-created by the runtime took the record over (new container) before its PodEndpoint says so: kept',
+      { record: { ...record, allocatedAt: NOW - 30 * MIN } }, { action: 'keep', reason: 'PodActive' }],
+    ['race: an ADD in flight wrote its record and not yet its PodEndpoint: waits for the minimum age',
+      { record: { ...stale, allocatedAt: NOW - 2000 } }, { action: 'wait', until: NOW - 2000 + MIN, reason: 'RecordTooYoung' }],
+    ['race: an ADD in flight is not hurried by a live confirmation', { record: { ...stale, allocatedAt: NOW - 2000 }, confirmedLive: true },
+      { action: 'wait', until: NOW - 2000 + MIN, reason: 'RecordTooYoung' }],
+    ['a record whose IP is in status.podIPs is in use', { pod: { ...running, podIPs: ['10.6.0.5', '10.6.0.9'] } }, { action: 'keep', reason: 'PodActive' }],
+    ['a record of the same IP in another pool than the PodEndpoint names is stale',
+      { record: { ...record, pool: 'pool-b' }, pod: { ...running, podIPs: [] } }, { action: 'reclaim', reason: 'StaleRecord' }],
+    ['a live pod without a PodEndpoint: an old record outside status.podIPs is stale', { endpoint: undefined }, { action: 'reclaim', reason: 'StaleRecord' }],
+    ['another pod’s PodEndpoint under the name (an old UID) does not name the record', { endpoint: { ...own, podUID: 'uid-0', ips: [{ ip: '10.6.0.9', pool: 'pool-a' }] } },
+      { action: 'reclaim', reason: 'StaleRecord' }],
+    ['a hand-written record without a time is judged at once', { record: { ...stale, allocatedAt: undefined } }, { action: 'reclaim', reason: 'StaleRecord' }],
+    ['a terminating pod’s record is the pod verdict’s', { pod: { ...running, deletionTimestamp: NOW + 10_000 } }, { action: 'wait', until: NOW + 10_000, reason: 'WithinGracePeriod' }],
+    ['a finished pod’s record is the pod verdict’s', { pod: { ...running, phase: 'Succeeded', finishedAt: NOW - 10_000 } }, { action: 'wait', until: NOW + 20_000, reason: 'WithinGracePeriod' }],
+    ['a record of an older UID is the pod verdict’s (PodReplaced)', { record: { ...stale, podUID: 'uid-0' } }, { action: 'reclaim', reason: 'PodReplaced' }],
+    ['GC switched off keeps it', { config: { ...config, enabled: false } }, { action: 'keep', reason: 'GCDisabled' }],
+  ])('%s', (_name, overrides, expected) => {
+    expect(judge(overrides)).toEqual(expected);
+  });
+
+  it('never judges stale a record that a live pod uses: its PodEndpoint names it, status.podIPs lists it, or an ADD may still be writing it', () => {
+    const ips = ['10.6.0.1', '10.6.0.2', '10.6.0.3'];
+    const pools = ['pool-a', 'pool-b'];
+    const entry = fc.record({ ip: fc.constantFrom(...ips), pool: fc.constantFrom(...pools) });
+    fc.assert(
+      fc.property(
+        entry,
+        fc.integer({ min: 0, max: 3 * MIN }),
+        fc.subarray(ips),
+        fc.option(fc.record({ podUID: fc.constantFrom('uid-1', 'uid-0'), ips: fc.array(entry, { maxLength: 3 }) }), { nil: undefined }),
+        fc.constantFrom<PodFacts['phase']>('Pending', 'Running'),
+        (named, age, podIPs, endpoint, phase) => {
+          const input: RecordVerdictInput = {
+            record: { ...record, ...named, allocatedAt: NOW - age },
+            pod: { ...running, phase, podIPs },
+            node: ready,
+            statefulSet: undefined,
+            endpoint,
+            confirmedLive: true,
+            config,
+            now: NOW,
+          };
+          const result = recordVerdict(input);
+          const usedByEndpoint = endpoint?.podUID === 'uid-1' && endpoint.ips.some((e) => e.ip === named.ip && e.pool === named.pool);
+          const inUse = usedByEndpoint || podIPs.includes(named.ip) || age < MIN;
+          expect(result.action === 'reclaim' && result.reason === 'StaleRecord').toBe(!inUse);
         },
       ),
     );
