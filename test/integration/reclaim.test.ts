@@ -5,6 +5,7 @@ import { TidepoolClient } from '../../src/k8s/client.ts';
 import { RECLAIM_DEFAULTS } from '../../src/gc/config.ts';
 import type { SweepReport } from '../../src/gc/plan.ts';
 import { podLifecycleWorkflowId } from '../../src/temporal/names.ts';
+import { stateQuery } from '../../src/contract/lifecycle.ts';
 import { createNamespace, createWorkload, deletePools, kubeConfig, waitFor } from '../harness/cluster.ts';
 import { cniEnv, netconf, runCni, startTidepool, type TidepoolUnderTest } from '../harness/tidepool.ts';
 
@@ -89,7 +90,8 @@ describe('(b) a node that breaks down and never comes back', () => {
     await heartbeat(name);
   }
 
-  it('reclaims its pods’ IPs after deletionTimestamp + grace, not before, and keeps them with the NotReady switch off', async () => {
+  it('reclaims its pods’ IPs at deletionTimestamp (eviction + grace) + the extra delay, not before and within 5 s, and keeps them with the NotReady switch off', async () => {
+    const delay = RECLAIM_DEFAULTS.gc.additionalGraceDelayMs;
     const switchOff = await startTidepool({ controller: true, settings: { gc: { ...RECLAIM_DEFAULTS.gc, reclaimTerminatingOnNotReadyNode: false } } });
     // With every node of a zone NotReady, the node-lifecycle controller suspects a network partition and
     // evicts nothing; a real cluster has healthy nodes beside the dead one, and so does this test.
@@ -102,8 +104,8 @@ describe('(b) a node that breaks down and never comes back', () => {
       await readyNode(nodeOn);
       await readyNode(nodeOff);
       const pool = await createPool('dead', ['10.90.2.1-10.90.2.10']);
-      const on = await createPod('on-dead-node', pool, { nodeName: nodeOn, terminationGracePeriodSeconds: 5, tolerations });
-      const off = await createPod('on-dead-node-kept', pool, { nodeName: nodeOff, terminationGracePeriodSeconds: 5, tolerations });
+      const on = await createPod('on-dead-node', pool, { nodeName: nodeOn, terminationGracePeriodSeconds: 10, tolerations });
+      const off = await createPod('on-dead-node-kept', pool, { nodeName: nodeOff, terminationGracePeriodSeconds: 10, tolerations });
       expect((await runCni('ADD', cniEnv(on, id()), netconf(tidepool.socketPath, tidepool.spoolDir))).code).toBe(0);
       expect((await runCni('ADD', cniEnv(off, id()), netconf(switchOff.socketPath, switchOff.spoolDir))).code).toBe(0);
       const holders = async () => Object.values((await pools().getPool(pool))?.status?.allocatedIPs ?? {}).map((r) => r.pod.split('/')[1]);
@@ -115,11 +117,13 @@ describe('(b) a node that breaks down and never comes back', () => {
         deletion = pod.metadata?.deletionTimestamp ? new Date(pod.metadata.deletionTimestamp).getTime() : 0;
         return deletion > 0;
       }, 90_000);
-      const graceEnds = deletion + 5_000;
-      if (Date.now() < graceEnds - 1000) expect(await holders()).toContain(on.name);
+      // The deletionTimestamp is the eviction plus the 10 s grace; only the extra delay follows it.
+      const reclaimable = deletion + delay;
+      if (Date.now() < reclaimable - 1000) expect(await holders()).toContain(on.name);
 
       await waitFor('the dead node’s pod IP to be reclaimed', async () => !(await holders()).includes(on.name), 60_000);
-      expect(Date.now()).toBeGreaterThanOrEqual(graceEnds);
+      expect(Date.now()).toBeGreaterThanOrEqual(reclaimable);
+      expect(Date.now()).toBeLessThanOrEqual(reclaimable + 5_000);
       const result = await tidepool.client.workflow.getHandle(podLifecycleWorkflowId(namespace.name, on.name)).result();
       expect([result.state, result.releaseReason]).toEqual(['Reclaimed', 'TerminatingOnNotReadyNode']);
 
@@ -130,8 +134,7 @@ describe('(b) a node that breaks down and never comes back', () => {
         offDeletion = pod.metadata?.deletionTimestamp ? new Date(pod.metadata.deletionTimestamp).getTime() : 0;
         return offDeletion > 0;
       }, 90_000);
-      const offGraceEnds = offDeletion + 5_000;
-      await new Promise((resolve) => setTimeout(resolve, Math.max(0, offGraceEnds + 5_000 - Date.now())));
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, offDeletion + delay + 5_000 - Date.now())));
       expect(await holders()).toEqual([off.name]);
       const kept = await switchOff.client.workflow.getHandle(podLifecycleWorkflowId(namespace.name, off.name)).describe();
       expect(kept.status.name).toBe('RUNNING');
@@ -176,6 +179,105 @@ describe('StatefulSet pods whose CNI DEL never comes', () => {
     await waitFor('the scaled-down pod’s IP to be reclaimed', async () => (await allocated(pool)) === 0, 15_000);
     const result = await tidepool.client.workflow.getHandle(podLifecycleWorkflowId(namespace.name, 'db-0')).result();
     expect([result.state, result.releaseReason]).toEqual(['Reclaimed', 'StatefulSetScaledDown']);
+  });
+});
+
+describe('a StatefulSet whose namespace is deleted, every CNI DEL dropped', () => {
+  it('frees every IP and lets the namespace go within 30 s, through the StatefulSet’s deletion and no sweep', async () => {
+    const doomed = await createNamespace('reclaim-sts-ns');
+    const pool = await createPool('sts-ns', ['10.90.5.1-10.90.5.10']);
+    const labels = { app: 'db' };
+    await apps().createNamespacedStatefulSet({
+      namespace: doomed.name,
+      body: {
+        metadata: { name: 'db' },
+        spec: {
+          replicas: 3,
+          serviceName: 'db',
+          podManagementPolicy: 'Parallel',
+          selector: { matchLabels: labels },
+          template: {
+            metadata: { labels, annotations: { 'ipam.tidepool.dev/ippool': JSON.stringify({ ipv4: [pool] }) } },
+            spec: { containers: [{ name: 'c', image: 'registry.invalid/pause:1' }] },
+          },
+        },
+      },
+    });
+    const pods = async () => (await core().listNamespacedPod({ namespace: doomed.name })).items;
+    await waitFor('the 3 StatefulSet pods', async () => (await pods()).length === 3);
+    for (const pod of await pods()) {
+      const ref = { namespace: doomed.name, name: pod.metadata!.name!, uid: pod.metadata!.uid! };
+      expect((await runCni('ADD', cniEnv(ref, id()), conf())).code).toBe(0);
+    }
+    expect(await allocated(pool)).toBe(3);
+
+    await core().deleteNamespace({ name: doomed.name });
+    const deleted = Date.now();
+    await waitFor('every IP of the StatefulSet to be free', async () => (await allocated(pool)) === 0, 30_000);
+    await waitFor('the namespace to be gone', async () => {
+      try {
+        await core().readNamespace({ name: doomed.name });
+        return false;
+      } catch {
+        return true;
+      }
+    }, Math.max(1, deleted + 30_000 - Date.now()));
+    for (const ordinal of [0, 1, 2]) {
+      const handle = tidepool.client.workflow.getHandle(podLifecycleWorkflowId(doomed.name, `db-${ordinal}`));
+      const result = await handle.result();
+      expect([result.state, result.releaseReason], `db-${ordinal}`).toEqual(['Reclaimed', 'StatefulSetDeleted']);
+      // Only the controller's events: a sweep hands its reclaims over as `reclaim` signals.
+      const signals = (await handle.fetchHistory()).events!.filter((e) => e.workflowExecutionSignaledEventAttributes).map((e) => e.workflowExecutionSignaledEventAttributes!.signalName);
+      expect(new Set(signals)).toEqual(new Set(['podEvent']));
+    }
+  });
+});
+
+describe('a stale second record of a live pod (Spiderpool’s case: another container’s record for the pod UID)', () => {
+  it('is reclaimed within the minimum record age plus a few seconds, with its reason in the pod’s history, and the pod keeps its IP', async () => {
+    const minRecordAgeMs = 5_000;
+    const aged = await startTidepool({ controller: true, settings: { gc: { ...RECLAIM_DEFAULTS.gc, minRecordAgeMs } } });
+    try {
+      const pool = await createPool('stale', ['10.90.6.1-10.90.6.10']);
+      const pod = await createPod('stale-holder', pool);
+      const added = await runCni('ADD', cniEnv(pod, id()), netconf(aged.socketPath, aged.spoolDir));
+      const real = (added.json as { ips: { address: string }[] }).ips[0]!.address.split('/')[0]!;
+
+      const current = (await pools().getPool(pool))!;
+      const stale = '10.90.6.9';
+      const written = Date.now();
+      await pools().replacePoolStatus({
+        ...current,
+        status: {
+          ...current.status,
+          allocatedIPs: {
+            ...current.status!.allocatedIPs,
+            [stale]: { pod: `${namespace.name}/${pod.name}`, podUID: pod.uid, containerID: id(), interface: 'eth0', allocatedAt: new Date(written).toISOString() },
+          },
+        },
+      });
+      await waitFor('the stale record to be reclaimed', async () => !(stale in ((await pools().getPool(pool))?.status?.allocatedIPs ?? {})), minRecordAgeMs + 10_000);
+      expect(Date.now() - written).toBeGreaterThanOrEqual(minRecordAgeMs);
+      expect(Date.now() - written).toBeLessThanOrEqual(minRecordAgeMs + 5_000);
+
+      const records = (await pools().getPool(pool))!.status!.allocatedIPs!;
+      expect(Object.keys(records)).toEqual([real]);
+      const handle = aged.client.workflow.getHandle(podLifecycleWorkflowId(namespace.name, pod.name));
+      const state = await handle.query(stateQuery);
+      expect([state.state, state.releaseReason, Object.values(state.interfaces).flatMap((i) => i.ips.map((ip) => ip.ip))]).toEqual(['Allocated', 'StaleRecord', [real]]);
+      expect(state.ipsEverHeld).toEqual([real, stale]);
+      const history = (await handle.fetchHistory()).events!;
+      const reclaim = history.find((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'reclaim');
+      const payload = reclaim?.workflowExecutionSignaledEventAttributes?.input?.payloads?.[0]?.data;
+      expect(payload && JSON.parse(Buffer.from(payload).toString())).toEqual({ podUID: pod.uid, reason: 'StaleRecord', ips: [{ ip: stale, pool }] });
+      const markerText = (details: Record<string, { payloads?: { data?: Uint8Array | null }[] | null }> | null | undefined) =>
+        Object.values(details ?? {}).flatMap((p) => p.payloads ?? []).map((p) => (p.data ? Buffer.from(p.data).toString() : '')).join(' ');
+      const released = history.find((e) => markerText(e.markerRecordedEventAttributes?.details).includes('"releaseStaleRecords"'));
+      expect(released, 'the releaseStaleRecords activity in the history').toBeDefined();
+      expect(await aged.metrics.registry.getSingleMetricAsString('tidepool_reclaims_total')).toContain('tidepool_reclaims_total{reason="StaleRecord"} 1');
+    } finally {
+      await aged.stop();
+    }
   });
 });
 
