@@ -1,7 +1,7 @@
 import { log } from '@temporalio/activity';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { ReleaseStaleRecordsInput, ReleaseStaleRecordsResult } from '../contract/lifecycle.ts';
-import { endpointFacts, podFacts } from '../gc/facts.ts';
+import { endpointFacts, podFacts, recordFacts } from '../gc/facts.ts';
 import { staleRecordVerdict, type GcConfig } from '../gc/verdict.ts';
 import { releaseRecord, type PoolStore } from '../ipam/allocator.ts';
 import { TidepoolClient } from '../k8s/client.ts';
@@ -31,12 +31,9 @@ export function createStaleRecordActivities({ kubeConfig, store, gc, metrics }: 
           continue;
         }
         const decision = staleRecordVerdict({
-          record: { ip, pool, pod: record.pod, podUID: record.podUID, ...(record.allocatedAt ? { allocatedAt: Date.parse(record.allocatedAt) } : {}) },
+          record: recordFacts(pool, ip, record),
           pod: pod ? podFacts(pod) : undefined,
-          node: undefined,
-          statefulSet: undefined,
           endpoint: endpoint ? endpointFacts(endpoint) : undefined,
-          confirmedLive: true,
           config: gc,
           now: Date.now(),
         });

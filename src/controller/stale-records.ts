@@ -1,5 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { endpointFacts, podFacts } from '../gc/facts.ts';
+import { endpointFacts, podFacts, recordFacts } from '../gc/facts.ts';
 import { staleRecordVerdict, type GcConfig } from '../gc/verdict.ts';
 import type { AllocationRecord, IPPool, PodEndpoint } from '../k8s/types.ts';
 
@@ -44,12 +44,9 @@ export function createStaleRecordWatch(options: StaleRecordWatchOptions) {
     const pod = options.pod(namespace, name);
     const endpoint = options.endpoint(namespace, name);
     return staleRecordVerdict({
-      record: { ip, pool, pod: record.pod, podUID: record.podUID, ...(record.allocatedAt ? { allocatedAt: Date.parse(record.allocatedAt) } : {}) },
+      record: recordFacts(pool, ip, record),
       pod: pod ? podFacts(pod) : undefined,
-      node: undefined,
-      statefulSet: undefined,
       endpoint: endpoint ? endpointFacts(endpoint) : undefined,
-      confirmedLive: false,
       config: options.gc,
       now,
     });

@@ -1,7 +1,7 @@
 import type { V1Node, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import type { LivePod } from '../ipam/holders.ts';
-import type { PodEndpoint } from '../k8s/types.ts';
-import type { EndpointFacts, NodeFacts, PodFacts, StatefulSetFacts } from './verdict.ts';
+import type { AllocationRecord, PodEndpoint } from '../k8s/types.ts';
+import type { EndpointFacts, NodeFacts, PodFacts, RecordFacts, StatefulSetFacts } from './verdict.ts';
 
 const PHASES = new Set(['Pending', 'Running', 'Succeeded', 'Failed']);
 
@@ -27,6 +27,12 @@ export function podFacts(pod: V1Pod): PodFacts {
     ...(pod.spec?.terminationGracePeriodSeconds !== undefined ? { terminationGracePeriodSeconds: pod.spec.terminationGracePeriodSeconds } : {}),
     ...(finished.length > 0 ? { finishedAt: Math.max(...finished) } : {}),
   };
+}
+
+/** A pool's record of `ip`, as the verdict reads it. */
+export function recordFacts(pool: string, ip: string, record: AllocationRecord): RecordFacts {
+  const allocatedAt = epoch(record.allocatedAt);
+  return { ip, pool, pod: record.pod, podUID: record.podUID, ...(allocatedAt !== undefined ? { allocatedAt } : {}) };
 }
 
 /** What the verdict needs to know about a pod's PodEndpoint: its pod UID and the IPs it names, without prefix. */

@@ -87,6 +87,9 @@ export interface VerdictInput {
 /** A record's verdict when its pod's PodEndpoint is known too (undefined: the pod has none). */
 export type RecordVerdictInput = VerdictInput & { endpoint: EndpointFacts | undefined };
 
+/** What the stale verdict looks at: the record, its pod and the pod's PodEndpoint. */
+export type StaleRecordInput = Pick<RecordVerdictInput, 'record' | 'pod' | 'endpoint' | 'config' | 'now'>;
+
 /** The reclaims a verdict gives; EndpointWithoutPod is the sweep's own (src/gc/plan.ts). */
 export type VerdictReclaimReason = Exclude<ReclaimReason, 'EndpointWithoutPod'>;
 
@@ -192,7 +195,7 @@ export function verdict(input: VerdictInput): Verdict {
  * re-created sandbox takes its record over before the PodEndpoint says so. Undefined when the record is not a
  * live pod's (the pod verdict decides) or the pod uses it.
  */
-export function staleRecordVerdict(input: RecordVerdictInput): Verdict | undefined {
+export function staleRecordVerdict(input: StaleRecordInput): Verdict | undefined {
   const { record, pod, endpoint, config, now } = input;
   if (!config.enabled || !pod || pod.uid !== record.podUID || pod.deletionTimestamp !== undefined) return undefined;
   if (pod.phase === 'Succeeded' || pod.phase === 'Failed' || pod.podIPs.includes(record.ip)) return undefined;

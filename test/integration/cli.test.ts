@@ -49,8 +49,8 @@ afterAll(async () => {
   await deletePools([pool, otherPool]);
 });
 
-/** A pod of `poolName` that got its IP by a CNI ADD and was then deleted with no DEL: a zombie record. */
-async function zombie(name: string, poolName: string): Promise<string> {
+/** A pod of `poolName` that got its IP by a CNI ADD; returns the IP. */
+async function podWithIP(name: string, poolName: string): Promise<string> {
   const pod = await core().createNamespacedPod({
     namespace: namespace.name,
     body: {
@@ -60,25 +60,19 @@ async function zombie(name: string, poolName: string): Promise<string> {
   });
   const run = await runCni('ADD', cniEnv({ namespace: namespace.name, name, uid: pod.metadata!.uid! }, randomBytes(32).toString('hex')), netconf(tidepool.socketPath, tidepool.spoolDir));
   expect(run.code, run.stdout).toBe(0);
-  await core().deleteNamespacedPod({ namespace: namespace.name, name, gracePeriodSeconds: 0 });
   return (run.json as { ips: { address: string }[] }).ips[0]!.address.split('/')[0]!;
+}
+
+/** A pod that got its IP and was then deleted with no DEL: a zombie record. */
+async function zombie(name: string, poolName: string): Promise<string> {
+  const ip = await podWithIP(name, poolName);
+  await core().deleteNamespacedPod({ namespace: namespace.name, name, gracePeriodSeconds: 0 });
+  return ip;
 }
 
 describe('the tidepool CLI', () => {
   it('status -a shows every IP and its holder, gc --dry-run reports the zombie, gc reclaims it, history tells its story', async () => {
-    const ips: Record<string, string> = {};
-    for (const name of ['kept', 'leaked']) {
-      const pod = await core().createNamespacedPod({
-        namespace: namespace.name,
-        body: {
-          metadata: { name, annotations: { 'ipam.tidepool.dev/ippool': JSON.stringify({ ipv4: [pool] }) } },
-          spec: { containers: [{ name: 'c', image: 'registry.invalid/pause:1' }] },
-        },
-      });
-      const run = await runCni('ADD', cniEnv({ namespace: namespace.name, name, uid: pod.metadata!.uid! }, randomBytes(32).toString('hex')), netconf(tidepool.socketPath, tidepool.spoolDir));
-      ips[name] = (run.json as { ips: { address: string }[] }).ips[0]!.address.split('/')[0]!;
-    }
-    await core().deleteNamespacedPod({ namespace: namespace.name, name: 'leaked', gracePeriodSeconds: 0 });
+    const ips = { kept: await podWithIP('kept', pool), leaked: await zombie('leaked', pool) };
 
     const status = await tidepoolCli('status', '--pool', pool, '-a');
     expect(status.code, status.stderr).toBe(0);
