@@ -48,8 +48,11 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, g
   const reservations = tidepoolInformer<ReservedIP>(kubeConfig, 'reservedips');
   const informers = [pods, nodes, statefulSets, endpoints, ippools, reservations] as Watched<KubernetesObject>[];
   const tidepool = new TidepoolClient(kubeConfig);
-  /** Signals already sent, by pod UID and event, so a resync does not repeat them. */
-  const sent = new Set<string>();
+  /**
+   * Events already signalled, by pod UID, so a resync does not repeat them. A UID is forgotten once its pod is
+   * deleted and its PodEndpoint is gone, so the map holds only pods that exist or still hold IPs.
+   */
+  const sent = new Map<string, Set<PodEvent['event']>>();
   const notReady = new Set<string>();
   let stopped = false;
 
@@ -58,15 +61,16 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, g
   }
 
   async function signalPod(namespace: string, name: string, uid: string, event: PodEvent['event'], checkAt: number): Promise<void> {
-    const key = `${uid}/${event}`;
-    if (sent.has(key) || !endpoints.get(name, namespace)) return;
-    sent.add(key);
+    const events = sent.get(uid) ?? new Set();
+    if (events.has(event) || !endpoints.get(name, namespace)) return;
+    events.add(event);
+    sent.set(uid, events);
     try {
       await client.workflow.getHandle(podLifecycleWorkflowId(namespace, name)).signal(podEventSignal, { podUID: uid, event, checkAt });
       log('info', 'signalled pod event', { pod: `${namespace}/${name}`, event });
     } catch (error) {
       if (error instanceof WorkflowNotFoundError) return;
-      sent.delete(key);
+      events.delete(event);
       log('warn', 'could not signal pod event; the next sweep covers it', { pod: `${namespace}/${name}`, event, error: (error as Error).message });
     }
   }
@@ -179,7 +183,14 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, g
 
   pods.on('add', onPod);
   pods.on('update', onPod);
-  pods.on('delete', (pod) => void signal(pod, 'deleted', Date.now()));
+  pods.on('delete', (pod) => {
+    void signal(pod, 'deleted', Date.now()).finally(() => {
+      if (!endpoints.get(pod.metadata?.name ?? '', pod.metadata?.namespace)) sent.delete(pod.metadata?.uid ?? '');
+    });
+  });
+  endpoints.on('delete', (endpoint) => {
+    if (pods.get(endpoint.metadata.name, endpoint.metadata.namespace)?.metadata?.uid !== endpoint.status.podUID) sent.delete(endpoint.status.podUID);
+  });
   const onNode = (node: V1Node) => {
     const name = node.metadata?.name ?? '';
     if (nodeFacts(node).ready) {
