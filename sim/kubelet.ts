@@ -10,6 +10,7 @@ import {
   type V1Pod,
   type V1PodStatus,
 } from '@kubernetes/client-node';
+import { EventRecorder } from '../src/k8s/events.ts';
 import { restartOnError, type Watched } from '../src/k8s/watch.ts';
 import { invokeCni, newContainerID, type CniOutcome } from './cni.ts';
 
@@ -142,10 +143,12 @@ export class SimulatedKubelet {
   private binding = 0;
 
   private readonly options: SimulatedKubeletOptions;
+  private readonly events: EventRecorder;
 
   constructor(options: SimulatedKubeletOptions) {
     this.options = options;
     this.core = options.kubeConfig.makeApiClient(CoreV1Api);
+    this.events = new EventRecorder(options.kubeConfig, 'kubelet');
     this.leases = options.kubeConfig.makeApiClient(CoordinationV1Api);
     this.heartbeatMs = options.heartbeatMs ?? 5000;
     this.parallelism = options.parallelismPerNode ?? 8;
@@ -417,6 +420,19 @@ export class SimulatedKubelet {
     }
   }
 
+  /** The Warning Event a real kubelet writes when the runtime could not set up the sandbox's network. */
+  private async recordSandboxFailure(pod: V1Pod, node: string, error: string): Promise<void> {
+    let pluginType = 'unknown';
+    try {
+      pluginType = String((JSON.parse(this.options.cni.netconf(node)) as { type?: unknown }).type ?? pluginType);
+    } catch {
+      // a netconf the plugin refused is reported by the plugin's own error
+    }
+    const regarding = { apiVersion: 'v1', kind: 'Pod', namespace: pod.metadata?.namespace ?? '', name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '' };
+    const note = `Failed to create pod sandbox: failed to setup network for sandbox: plugin type="${pluginType}" failed (add): ${error}`;
+    await this.events.tryRecord({ regarding, type: 'Warning', reason: 'FailedCreatePodSandBox', action: 'CreatePodSandbox', note }, () => {});
+  }
+
   private async cni(command: 'ADD' | 'DEL', pod: V1Pod, containerID: string, node: string): Promise<CniOutcome> {
     const { namespace, name, uid } = pod.metadata as { namespace: string; name: string; uid: string };
     const sandboxNetns = this.options.cni.sandboxNetns;
@@ -468,6 +484,7 @@ export class SimulatedKubelet {
         this.stats.addFailures++;
         const message = errorKind(outcome.error ?? 'unknown error');
         this.stats.errors[message] = (this.stats.errors[message] ?? 0) + 1;
+        await this.recordSandboxFailure(pod, node, outcome.error ?? 'unknown error');
         // As containerd does after a failed setup: tear the sandbox's network down.
         await this.cni('DEL', pod, containerID, node);
         state.notBefore = Date.now() + this.retryMs * (1 + this.random() / 2);

@@ -1,6 +1,7 @@
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, log } from '@temporalio/activity';
 import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { FailureType } from '../contract/failures.ts';
+import { isReclaimReason } from '../contract/release-reasons.ts';
 import type { AllocateIPsInput, AllocateIPsResult, PodIP, ReleaseIPsInput, ReleaseIPsResult } from '../contract/lifecycle.ts';
 import { allocatePodIPs, NoFreeIPError, releaseRecord, type PoolStore } from '../ipam/allocator.ts';
 import { IPAMInputError } from '../ipam/ip.ts';
@@ -9,6 +10,8 @@ import { reservedSets } from '../ipam/reserved.ts';
 import { choosePools, PoolSelectionError } from '../ipam/selection.ts';
 import type { ClusterCache } from '../k8s/cache.ts';
 import { kubeGetOptional } from '../k8s/errors.ts';
+import { EventRecorder } from '../k8s/events.ts';
+import { allocationFailed, ipsReclaimed, poolExhausted } from '../k8s/tidepool-events.ts';
 import type { IPPool } from '../k8s/types.ts';
 import type { TidepoolMetrics } from '../metrics.ts';
 
@@ -41,6 +44,8 @@ function podIP(pool: IPPool, ip: string): PodIP {
  */
 export function createAllocationActivities({ kubeConfig, store, cache, metrics }: { kubeConfig: KubeConfig; store: PoolStore; cache: ClusterCache; metrics: TidepoolMetrics }) {
   const core = kubeConfig.makeApiClient(CoreV1Api);
+  const events = new EventRecorder(kubeConfig);
+  const warn = (message: string, fields: Record<string, unknown>) => log.warn(message, fields);
 
   async function allocate(input: AllocateIPsInput): Promise<AllocateIPsResult> {
     const podName = `${input.namespace}/${input.pod}`;
@@ -77,9 +82,11 @@ export function createAllocationActivities({ kubeConfig, store, cache, metrics }
       ...(input.adoptFromUID ? { adoptFromUID: input.adoptFromUID } : {}),
     };
     try {
-      const allocation = await allocatePodIPs(store, choose, request, reservedSets(cache.reservedIPs()), (pool, outcome) =>
-        metrics.allocations.inc({ pool, outcome: outcome.kind }),
-      );
+      const exhausted: string[] = [];
+      const allocation = await allocatePodIPs(store, choose, request, reservedSets(cache.reservedIPs()), (pool, outcome) => {
+        metrics.allocations.inc({ pool, outcome: outcome.kind });
+        if (outcome.kind === 'exhausted') exhausted.push(pool);
+      }).finally(() => Promise.all(exhausted.map((pool) => events.tryRecord(poolExhausted(pool, podName), warn))));
       return {
         ips: allocation.ips.map(({ pool, ip }) => podIP(pool, ip)),
         ...(nodeName ? { node: nodeName } : {}),
@@ -100,7 +107,10 @@ export function createAllocationActivities({ kubeConfig, store, cache, metrics }
       try {
         return await allocate(input);
       } catch (error) {
-        if (error instanceof ApplicationFailure && error.type) metrics.allocationFailures.inc({ type: error.type });
+        if (error instanceof ApplicationFailure && error.type) {
+          metrics.allocationFailures.inc({ type: error.type });
+          await events.tryRecord(allocationFailed(`${input.namespace}/${input.pod}`, input.podUID, error.type, error.message), warn);
+        }
         throw error;
       } finally {
         stopTimer();
@@ -116,6 +126,9 @@ export function createAllocationActivities({ kubeConfig, store, cache, metrics }
         else result.heldByOther.push({ ip, pod: outcome.holder.pod });
       }
       metrics.recordRelease(input.reason, result.released.length);
+      if (isReclaimReason(input.reason)) {
+        for (const reclaimed of ipsReclaimed(input.ips, result.released, `${input.namespace}/${input.pod}`, input.podUID, input.reason)) await events.tryRecord(reclaimed, warn);
+      }
       return result;
     },
   };

@@ -6,12 +6,15 @@ import { staleRecordVerdict, type GcConfig } from '../gc/verdict.ts';
 import { releaseRecord, type PoolStore } from '../ipam/allocator.ts';
 import { TidepoolClient } from '../k8s/client.ts';
 import { kubeGetOptional } from '../k8s/errors.ts';
+import { EventRecorder } from '../k8s/events.ts';
+import { ipsReclaimed } from '../k8s/tidepool-events.ts';
 import type { TidepoolMetrics } from '../metrics.ts';
 
 /** releaseStaleRecords: a live pod's records that nothing it uses names, judged again live and released. */
 export function createStaleRecordActivities({ kubeConfig, store, gc, metrics }: { kubeConfig: KubeConfig; store: PoolStore; gc: GcConfig; metrics: TidepoolMetrics }) {
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const tidepool = new TidepoolClient(kubeConfig);
+  const events = new EventRecorder(kubeConfig);
   return {
     /**
      * Reads the pod, its PodEndpoint and each record live, and releases a record only while the stale verdict
@@ -48,6 +51,9 @@ export function createStaleRecordActivities({ kubeConfig, store, gc, metrics }: 
       }
       metrics.recordRelease('StaleRecord', result.released.length);
       if (result.released.length > 0) log.warn('released stale records of a live pod', { pod: podName, podUID: input.podUID, ips: result.released });
+      for (const reclaimed of ipsReclaimed(input.ips, result.released, podName, input.podUID, 'StaleRecord')) {
+        await events.tryRecord(reclaimed, (message, fields) => log.warn(message, fields));
+      }
       return result;
     },
   };

@@ -8,6 +8,7 @@ import type { IPConflict } from '../ipam/holders.ts';
 import { TidepoolClient } from '../k8s/client.ts';
 import { kubeGetOptional } from '../k8s/errors.ts';
 import { EventRecorder } from '../k8s/events.ts';
+import { duplicateIP, podTarget, poolTarget, unrecordedIP } from '../k8s/tidepool-events.ts';
 import { PoolNotFoundError } from '../ipam/allocator.ts';
 import type { PoolWriter } from '../store/pool-writer.ts';
 import type { TidepoolMetrics } from '../metrics.ts';
@@ -33,6 +34,7 @@ export function createSweepActivities({
   const tidepool = new TidepoolClient(kubeConfig);
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const events = new EventRecorder(kubeConfig);
+  const warn = (message: string, fields: Record<string, unknown>) => log.warn(message, fields);
 
   /** Whether the holder still holds the IP by a live read: its pod live and not terminating, and its claim still there. */
   async function stillHolds(holder: UnrecordedIP): Promise<boolean> {
@@ -91,42 +93,39 @@ export function createSweepActivities({
       let recorded = 0;
       for (const holder of unrecorded) {
         heartbeat();
-        if (holder.source !== 'PodEndpoint') continue;
-        if (!(await stillHolds(holder))) continue;
-        const outcome = await writer.record(holder.pool, holder).catch((error: unknown) => {
-          if (error instanceof PoolNotFoundError) return undefined;
-          throw error;
-        });
-        if (outcome?.kind !== 'recorded') continue;
-        recorded++;
-        metrics.rerecorded.inc({ pool: holder.pool, source: 'Sweep' });
-        log.warn('recorded an IP that a live pod held with no record in its pool', { pool: holder.pool, ip: holder.ip, pod: holder.pod, from: holder.source });
+        let written = false;
+        if (holder.source === 'PodEndpoint' && (await stillHolds(holder))) {
+          const outcome = await writer.record(holder.pool, holder).catch((error: unknown) => {
+            if (error instanceof PoolNotFoundError) return undefined;
+            throw error;
+          });
+          written = outcome?.kind === 'recorded';
+        }
+        if (written) {
+          recorded++;
+          metrics.rerecorded.inc({ pool: holder.pool, source: 'Sweep' });
+          log.warn('recorded an IP that a live pod held with no record in its pool', { pool: holder.pool, ip: holder.ip, pod: holder.pod, from: holder.source });
+        }
+        if (written || holder.source === 'podIPs') await events.tryRecord(unrecordedIP(holder.pool, holder.ip, holder.pod, holder.source, written), warn);
       }
       return recorded;
     },
 
     /**
-     * A Warning Event on every pod of each conflict: two live pods hold one IP, and no one releases either. An
-     * Event that cannot be written is logged and skipped: the sweep's report, log and metric carry the conflict
-     * all the same. Returns how many Events were written.
+     * A Warning Event on every pod of each conflict, and on its pool: two live pods hold one IP, and no one
+     * releases either. An Event that cannot be written is logged and skipped: the sweep's report, log and metric
+     * carry the conflict all the same. Returns how many Events were written.
      */
     async reportConflicts(conflicts: IPConflict[]): Promise<number> {
       let written = 0;
       for (const conflict of conflicts) {
-        const names = conflict.holders.map((h) => h.pod).join(', ');
-        for (const holder of conflict.holders) {
-          const [namespace = '', name = ''] = holder.pod.split('/');
+        const names = conflict.holders.map((h) => h.pod);
+        const targets = [...conflict.holders.map((h) => podTarget(h.pod, h.podUID)), poolTarget(conflict.pool)];
+        for (const regarding of targets) {
           try {
-            await events.record({
-              regarding: { apiVersion: 'v1', kind: 'Pod', namespace, name, uid: holder.podUID },
-              type: 'Warning',
-              reason: 'DuplicateIP',
-              action: 'Sweep',
-              note: `IP ${conflict.ip} of IPPool ${conflict.pool} is held by more than one live pod: ${names}. Tidepool releases neither; delete the pod that must not have it.`,
-            });
-            written++;
+            if (await events.record(duplicateIP(regarding, conflict.pool, conflict.ip, names))) written++;
           } catch (error) {
-            log.warn('could not write the DuplicateIP Event', { pod: holder.pod, ip: conflict.ip, error: (error as Error).message });
+            log.warn('could not write the DuplicateIP Event', { regarding: `${regarding.kind} ${regarding.name}`, ip: conflict.ip, error: (error as Error).message });
           }
         }
         heartbeat();

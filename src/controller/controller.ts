@@ -6,6 +6,8 @@ import { heldReservedIPs } from '../ipam/reserved.ts';
 import { TidepoolClient } from '../k8s/client.ts';
 import { IP_PROTECTION_FINALIZER, type IPPool, type PodEndpoint, type ReservedIP } from '../k8s/types.ts';
 import { KubeApiError } from '../k8s/errors.ts';
+import { EventRecorder } from '../k8s/events.ts';
+import { reservedIPHeld } from '../k8s/tidepool-events.ts';
 import { restartOnError, tidepoolInformer, type Watched } from '../k8s/watch.ts';
 import { podLifecycleWorkflowId, poolDeletionWorkflowId, TASK_QUEUE } from '../temporal/names.ts';
 import { podEventSignal, reclaimSignal, type PodEvent } from '../contract/lifecycle.ts';
@@ -48,6 +50,7 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, g
   const reservations = tidepoolInformer<ReservedIP>(kubeConfig, 'reservedips');
   const informers = [pods, nodes, statefulSets, endpoints, ippools, reservations] as Watched<KubernetesObject>[];
   const tidepool = new TidepoolClient(kubeConfig);
+  const events = new EventRecorder(kubeConfig);
   /**
    * Events already signalled, by pod UID, so a resync does not repeat them. A UID is forgotten once its pod is
    * deleted and its PodEndpoint is gone, so the map holds only pods that exist or still hold IPs.
@@ -165,9 +168,13 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, g
       if (reservation.metadata.deletionTimestamp) continue;
       const held = heldReservedIPs(reservation, allPools);
       if (JSON.stringify(held) === JSON.stringify(reservation.status?.heldIPs ?? [])) continue;
+      const before = new Set((reservation.status?.heldIPs ?? []).map((entry) => `${entry.ip}/${entry.podUID}`));
       try {
         await tidepool.reservedIPs.replaceStatus({ ...reservation, status: { ...reservation.status, heldIPs: held } });
         if (held.length > 0) log('info', 'reserved IPs held by pods', { reservedIP: reservation.metadata.name, held: held.map((entry) => `${entry.ip} (${entry.pod})`) });
+        for (const entry of held.filter((e) => !before.has(`${e.ip}/${e.podUID}`))) {
+          await events.tryRecord(reservedIPHeld(reservation.metadata.name, reservation.metadata.uid, entry.ip, entry.pod), (message, fields) => log('warn', message, fields));
+        }
       } catch (error) {
         if (!(error instanceof KubeApiError && (error.conflict || error.notFound))) {
           log('warn', 'could not write a ReservedIP status', { reservedIP: reservation.metadata.name, error: (error as Error).message });

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TidepoolClient } from '../../src/k8s/client.ts';
 import { SimulatedKubelet } from '../../sim/kubelet.ts';
 import { isRunning, runClusterScenarios, SCENARIOS, type IpamUnderTest } from '../../sim/scenarios.ts';
-import { createNamespace, createWorkload, deletePools, kubeConfig, waitFor } from '../harness/cluster.ts';
+import { createNamespace, createWorkload, deletePools, kubeConfig, kubectl, waitFor } from '../harness/cluster.ts';
 import { CNI_BINARY, netconf, startTidepool, type TidepoolUnderTest } from '../harness/tidepool.ts';
 
 const tag = randomBytes(3).toString('hex');
@@ -81,6 +81,13 @@ describe('the simulated cluster running Tidepool', () => {
       await waitFor('failed sandbox starts', async () => kubelet.stats.addFailures >= 5);
       expect(kubelet.listPods().filter(isRunning)).toEqual([]);
       expect(Object.keys(kubelet.stats.errors).join()).toContain('ENOENT');
+      // As a real kubelet does: a Warning Event on the pod with the runtime's error.
+      const failed = JSON.parse(await kubectl('get', 'events', '-n', namespace.name, '--field-selector', 'reason=FailedCreatePodSandBox', '-o', 'json')) as {
+        items: { type: string; message: string; involvedObject: { kind: string } }[];
+      };
+      expect(failed.items.length).toBeGreaterThan(0);
+      expect(failed.items[0]).toMatchObject({ type: 'Warning', involvedObject: { kind: 'Pod' } });
+      expect(failed.items[0]!.message).toMatch(/^Failed to create pod sandbox: failed to setup network for sandbox: plugin type="macvlan" failed \(add\): .*ENOENT/);
       kubelet.setPluginMissing(false);
       await waitFor('all 5 pods Running once the plugin is back', async () => kubelet.listPods().filter(isRunning).length === 5, 60_000);
 
