@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import { ApplicationFailure, Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { reservedSets } from '../ipam/reserved.ts';
 import { loadCommonConfig } from '../config.ts';
 import { loadReclaimSettings } from '../gc/config.ts';
@@ -209,7 +209,8 @@ async function history(subject: string, json: boolean): Promise<number> {
       try {
         snapshot = execution.status.name === 'RUNNING' ? await handle.query(stateQuery) : ((await handle.result()) as LifecycleSnapshot);
       } catch (error) {
-        if (!(error instanceof WorkflowNotFoundError)) snapshot = undefined;
+        // A lifecycle whose every ADD failed ends as a failed workflow, with its snapshot in the failure's details.
+        snapshot = error instanceof WorkflowFailedError && error.cause instanceof ApplicationFailure ? (error.cause.details?.[0] as LifecycleSnapshot | undefined) : undefined;
       }
       found.push({
         workflowId: execution.workflowId,

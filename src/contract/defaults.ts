@@ -14,3 +14,10 @@ export const NODE_DEFAULTS = {
   agentAddTimeout: '25s',
   agentDelTimeout: '8s',
 } as const;
+
+/**
+ * How long a lifecycle whose ADDs all failed waits for the runtime's next ADD of the pod before it ends as a
+ * failed workflow: kubelet retries a sandbox with a back-off of up to 5 minutes, so the next ADD lands in the
+ * same history.
+ */
+export const FAILED_ADD_WAIT_MS = 10 * 60_000;

@@ -66,6 +66,13 @@ export interface LifecycleSnapshot {
   allocatedAt?: number;
   /** Epoch ms when the pod's IPs are to be judged again (a durable timer). */
   checkAt?: number;
+  /** ADDs that failed since the lifecycle last held an IP; absent in histories written before it. */
+  failedAttempts?: number;
+  /**
+   * Epoch ms until which a lifecycle whose ADDs failed waits for the runtime's next ADD; it then ends as a
+   * failed workflow. Absent while it holds IPs, and in histories written before it.
+   */
+  retryUntil?: number;
 }
 
 /** From the controller: something happened to the pod; judge its IPs again at `checkAt` (epoch ms). */

@@ -20,7 +20,8 @@ function validateRequest(request: { podUID?: unknown; containerID?: unknown; int
 /**
  * One pod's IP lifecycle (workflow ID pod-ip/<namespace>/<pod>): started by update-with-start from a CNI
  * ADD, it allocates per interface, answers repeated ADDs with the same IPs, releases on CNI DEL, and ends
- * once the pod holds no IP. A pod re-created under the same name with a new UID first gets the old pod's IPs
+ * once the pod holds no IP. A failed ADD keeps it waiting for the runtime's next ADD of the pod (up to
+ * FAILED_ADD_WAIT_MS), so every attempt is in one history; if none succeeds it ends as a failed workflow. A pod re-created under the same name with a new UID first gets the old pod's IPs
  * released (stateless) or taken over (a StatefulSet pod whose ordinal is still wanted). Every decision is in
  * this workflow's history; the search attributes tell its state. The state and its operations are
  * PodLifecycle's (./pod-lifecycle.ts); this function registers the handlers and runs the loop.
@@ -60,17 +61,18 @@ export async function podIPLifecycle(input: LifecycleInput): Promise<LifecycleSn
   const { snapshot } = lifecycle;
   const checkDue = () => snapshot.checkAt !== undefined && Date.now() >= snapshot.checkAt;
   for (;;) {
-    // A signal that moves checkAt wakes the loop too, so that the timer is armed for the new time.
-    const armed = snapshot.checkAt;
+    // A signal that moves checkAt (or an ADD that ends the wait for one) wakes the loop too, so that the timer
+    // is armed for the new time.
+    const armed = lifecycle.nextWake();
     const wake = () =>
-      (lifecycle.finished() || workflowInfo().continueAsNewSuggested || checkDue() || snapshot.checkAt !== armed) && allHandlersFinished();
-    if (snapshot.checkAt === undefined) await condition(wake);
-    else await condition(wake, Math.max(1, snapshot.checkAt - Date.now()), { summary: 'judge the pod again' });
+      (lifecycle.finished() || workflowInfo().continueAsNewSuggested || checkDue() || lifecycle.nextWake() !== armed) && allHandlersFinished();
+    if (armed === undefined) await condition(wake);
+    else await condition(wake, Math.max(1, armed - Date.now()), { summary: armed === snapshot.checkAt ? 'judge the pod again' : 'wait for the next ADD' });
     if (checkDue()) {
       await serialized(() => lifecycle.judge());
       continue;
     }
-    if (lifecycle.finished()) return snapshot;
+    if (lifecycle.finished()) return lifecycle.close();
     if (workflowInfo().continueAsNewSuggested) {
       return continueAsNew<typeof podIPLifecycle>({ namespace: snapshot.namespace, pod: snapshot.pod, snapshot });
     }

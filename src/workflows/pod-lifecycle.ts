@@ -1,6 +1,7 @@
-import { ApplicationFailure, log, proxyLocalActivities, setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
+import { ApplicationFailure, log, patched, proxyLocalActivities, setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
-import { errorCauses, NON_RETRYABLE_FAILURES } from '../contract/failures.ts';
+import { FAILED_ADD_WAIT_MS } from '../contract/defaults.ts';
+import { ALLOCATION_FAILED, errorCauses, NON_RETRYABLE_FAILURES, POD_GONE_FAILURES, type FailureType } from '../contract/failures.ts';
 import type {
   AllocateRequest,
   AllocateResult,
@@ -30,7 +31,7 @@ function rootFailure(error: unknown): { type: string; message: string } {
     const type = (current as { type?: unknown }).type;
     if (typeof type === 'string' && type !== '') return { type, message: current.message };
   }
-  return { type: 'AllocationFailed', message: (error as Error).message };
+  return { type: ALLOCATION_FAILED, message: (error as Error).message };
 }
 
 /** Turns a failed activity into a failure of the update, keeping the activity's error type and message. */
@@ -38,6 +39,9 @@ function updateFailure(error: unknown): ApplicationFailure {
   const { type, message } = rootFailure(error);
   return ApplicationFailure.create({ type, message, nonRetryable: true });
 }
+
+/** Histories written before a failed ADD kept its lifecycle ended with the failure. */
+const KEEP_AFTER_FAILED_ADD = 'keep-lifecycle-after-failed-add';
 
 /**
  * The state of one pod's IP lifecycle and its operations: what the workflow's handlers do, one at a time
@@ -70,8 +74,44 @@ export class PodLifecycle {
     return Object.values(this.snapshot.interfaces).flatMap((allocation) => allocation.ips.map((ip) => ({ ip: ip.ip, pool: ip.pool })));
   }
 
+  /** Done: it did something and holds no IP, and is not waiting for the runtime's next ADD after failed ones. */
   finished(): boolean {
-    return this.handled && this.held().length === 0;
+    const { retryUntil } = this.snapshot;
+    return this.handled && this.held().length === 0 && (retryUntil === undefined || Date.now() >= retryUntil);
+  }
+
+  /** The earliest time the loop must wake: a judgement due, or the end of the wait for the next ADD. */
+  nextWake(): number | undefined {
+    const { checkAt, retryUntil } = this.snapshot;
+    if (retryUntil === undefined) return checkAt;
+    return checkAt === undefined ? retryUntil : Math.min(checkAt, retryUntil);
+  }
+
+  /**
+   * The workflow's result once finished: the snapshot, or, when every ADD failed and no other came in time, a
+   * failure that says so (the Temporal UI shows the lifecycle Failed, its snapshot in the failure's details).
+   */
+  close(): LifecycleSnapshot {
+    const lifecycle = this.snapshot;
+    lifecycle.checkAt = undefined;
+    this.describe();
+    if (lifecycle.state !== 'Failed' || lifecycle.retryUntil === undefined) return lifecycle;
+    throw ApplicationFailure.create({
+      type: ALLOCATION_FAILED,
+      message: `no ADD of pod ${this.podName} got an IP (${lifecycle.failedAttempts ?? 1} failed): ${lifecycle.lastReason ?? ''}`,
+      nonRetryable: true,
+      details: [lifecycle],
+    });
+  }
+
+  /** A failed ADD left the lifecycle holding nothing: wait for the runtime's next ADD, unless the pod is gone. */
+  private awaitNextAdd(podUID: string, failure: { type: string; message: string }): void {
+    const lifecycle = this.snapshot;
+    lifecycle.podUID = podUID;
+    lifecycle.failedAttempts = (lifecycle.failedAttempts ?? 0) + 1;
+    const podGone = POD_GONE_FAILURES.includes(failure.type as FailureType);
+    lifecycle.retryUntil = Date.now() + (podGone ? 0 : FAILED_ADD_WAIT_MS);
+    lifecycle.lastReason = `${failure.message} (ADD ${lifecycle.failedAttempts} failed${podGone ? '' : `; waits for the next ADD until ${new Date(lifecycle.retryUntil).toISOString()}`})`;
   }
 
   /** The Temporal UI's current details; metadata, not a command, so it costs no history event. */
@@ -154,6 +194,7 @@ export class PodLifecycle {
       if (this.held().length === 0) {
         lifecycle.state = 'Failed';
         lifecycle.lastReason = rootFailure(error).message;
+        if (patched(KEEP_AFTER_FAILED_ADD)) this.awaitNextAdd(request.podUID, rootFailure(error));
         this.publish();
       }
       throw updateFailure(error);
@@ -188,7 +229,9 @@ export class PodLifecycle {
     }
     this.remember(result.ips);
     lifecycle.state = 'Allocated';
-    lifecycle.lastReason = adoptFromUID ? `kept the IPs of StatefulSet pod UID ${adoptFromUID}` : `allocated from ${result.source}`;
+    lifecycle.retryUntil = undefined;
+    const afterFailures = lifecycle.failedAttempts ? ` after ${lifecycle.failedAttempts} failed ADD${lifecycle.failedAttempts > 1 ? 's' : ''}` : '';
+    lifecycle.lastReason = adoptFromUID ? `kept the IPs of StatefulSet pod UID ${adoptFromUID}` : `allocated from ${result.source}${afterFailures}`;
     this.publish();
     return { ips: result.ips };
   }

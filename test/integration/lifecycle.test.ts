@@ -240,9 +240,57 @@ describe('CHECK', () => {
   });
 });
 
+describe('ADDs that fail', () => {
+  it('stay in one lifecycle: three failed ADDs and a fourth that succeeds are one history, Failed and waiting in between', async () => {
+    const pool = await onePool('retry', ['10.70.0.80']);
+    const holder = await createPod('retry-holder', pool);
+    const held = id();
+    expect((await runCni('ADD', cniEnv(holder, held), conf())).code).toBe(0);
+    const waiting = await createPod('retry-waiting', pool);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const failed = await runCni('ADD', cniEnv(waiting, id()), conf());
+      expect(failed.json, `ADD ${attempt + 1}`).toMatchObject({ code: 100 });
+    }
+    const handle = tidepool.client.workflow.getHandle(podLifecycleWorkflowId(namespace.name, 'retry-waiting'));
+    const meanwhile = await handle.describe();
+    expect([meanwhile.status.name, meanwhile.searchAttributes.TidepoolState]).toEqual(['RUNNING', ['Failed']]);
+    const failedState = await handle.query(stateQuery);
+    expect([failedState.state, failedState.podUID, failedState.failedAttempts]).toEqual(['Failed', waiting.uid, 3]);
+    expect(failedState.lastReason).toMatch(/^no IPv4 address is free for pod .* \(ADD 3 failed; waits for the next ADD until \d{4}-/);
+
+    expect((await runCni('DEL', cniEnv(holder, held), conf())).code).toBe(0);
+    const fourth = await runCni('ADD', cniEnv(waiting, id()), conf());
+    expect(fourth.code, fourth.stdout).toBe(0);
+    expect(addressOf(fourth)).toBe('10.70.0.80/24');
+
+    const runs = [];
+    for await (const execution of tidepool.client.workflow.list({ query: `TidepoolPod = '${namespace.name}/retry-waiting'` })) runs.push(execution.runId);
+    expect(runs).toHaveLength(1);
+    const state = await handle.query(stateQuery);
+    expect([state.state, state.failedAttempts, state.retryUntil, state.lastReason]).toEqual(['Allocated', 3, undefined, `allocated from pod annotation ipam.tidepool.dev/ippool after 3 failed ADDs`]);
+    const history = (await handle.fetchHistory()).events ?? [];
+    const outcomes = history
+      .filter((e) => e.workflowExecutionUpdateCompletedEventAttributes)
+      .map((e) => (e.workflowExecutionUpdateCompletedEventAttributes!.outcome?.failure ? 'failed' : 'ok'));
+    expect(outcomes).toEqual(['failed', 'failed', 'failed', 'ok']);
+  });
+
+  it('end the lifecycle as a failed workflow at once when the pod is gone', async () => {
+    const ghost = { namespace: namespace.name, name: 'never-created', uid: randomBytes(16).toString('hex') };
+    const run = await runCni('ADD', cniEnv(ghost, id()), conf());
+    expect(run.code).not.toBe(0);
+    const handle = tidepool.client.workflow.getHandle(podLifecycleWorkflowId(namespace.name, 'never-created'));
+    await expect(handle.result()).rejects.toThrow('Workflow execution failed');
+    const failure = await handle.result().catch((error: { cause?: { type?: string; message?: string } }) => error.cause);
+    expect(failure?.type).toBe('AllocationFailed');
+    expect(failure?.message).toMatch(new RegExp(`^no ADD of pod ${namespace.name}/never-created got an IP \\(1 failed\\): pod ${namespace.name}/never-created does not exist`));
+    expect((await handle.describe()).status.name).toBe('FAILED');
+  });
+});
+
 describe('replay', () => {
   it('replays every lifecycle history this file produced against the current workflow code', async () => {
-    const query = `TaskQueue = '${tidepool.taskQueue}' AND ExecutionStatus = 'Completed'`;
+    const query = `TaskQueue = '${tidepool.taskQueue}' AND (ExecutionStatus = 'Completed' OR ExecutionStatus = 'Failed')`;
     let count = 0;
     await waitFor(`visibility: ${query}`, async () => {
       count = (await tidepool.client.workflow.count(query)).count;
