@@ -26,8 +26,9 @@ ENV NODE_ENV=production
 COPY --from=dependencies /app/node_modules node_modules
 COPY package.json ./
 COPY src src
+COPY bin bin
 COPY --from=cni /build/dist/tidepool-cni-sea /opt/tidepool/tidepool-cni
-RUN ln -s /app/src/cli/main.ts /usr/local/bin/tidepool
+RUN ln -s /app/bin/kubectl-tidepool /usr/local/bin/kubectl-tidepool && ln -s /app/bin/kubectl-tidepool /usr/local/bin/tidepool
 # The image's unprivileged user (uid 1000); the chart runs only the agent and the CNI installer as root.
 USER node
 ENTRYPOINT ["node"]

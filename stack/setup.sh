@@ -62,3 +62,6 @@ if [[ ! -f "$lock_stamp" ]]; then
   (cd "$ROOT" && npm ci --no-fund --no-audit --loglevel=error >&2)
   touch "$lock_stamp"
 fi
+
+# The CLI on the stack's PATH, as `tidepool` and as the kubectl plugin `kubectl tidepool`.
+for name in kubectl-tidepool tidepool; do ln -sfn "$ROOT/bin/kubectl-tidepool" "$CACHE/bin/$name"; done

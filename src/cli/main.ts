@@ -24,6 +24,7 @@ const USAGE = `usage:
                                                  run a GC sweep and print its report: of the whole cluster (through the
                                                  tidepool-gc Schedule), or of the named pools' and namespaces' records
   tidepool history IP|NAMESPACE/POD [-o json]    every lifecycle that held the IP or pod, with times and reasons
+status and gc --pool/--namespace also take kubectl's --kubeconfig FILE and --context NAME; as a kubectl plugin: kubectl tidepool ...
 environment: KUBECONFIG, TEMPORAL_ADDRESS (127.0.0.1:7233), TEMPORAL_NAMESPACE (default), TEMPORAL_TLS*, TEMPORAL_API_KEY, TIDEPOOL_TASK_QUEUE (tidepool), TIDEPOOL_CONFIG
 exit codes: 0 done, 1 failed, 2 usage (also a pool or namespace that does not exist), 3 nothing found`;
 
@@ -49,8 +50,16 @@ async function temporal<T>(fn: (client: Client) => Promise<T>): Promise<T> {
   }
 }
 
-async function status(options: { pool?: string; all: boolean; json: boolean }): Promise<number> {
-  const kubeConfig = loadKubeConfig();
+/** The cluster a command reads: kubectl's own `--kubeconfig` and `--context`, else KUBECONFIG and its current context. */
+interface KubeTarget {
+  kubeconfig?: string;
+  context?: string;
+}
+
+const loadTarget = (target: KubeTarget) => loadKubeConfig(target.kubeconfig ?? process.env.KUBECONFIG, target.context);
+
+async function status(options: { pool?: string; all: boolean; json: boolean; target: KubeTarget }): Promise<number> {
+  const kubeConfig = loadTarget(options.target);
   const client = new TidepoolClient(kubeConfig);
   const settings = loadReclaimSettings();
   const plan = await judgeCluster(kubeConfig, settings.gc);
@@ -109,9 +118,9 @@ async function status(options: { pool?: string; all: boolean; json: boolean }): 
 }
 
 /** Every pool and namespace the sweep is aimed at must exist: a typo must not sweep nothing and say done. */
-async function checkScope(scope: SweepScope): Promise<void> {
+async function checkScope(scope: SweepScope, target: KubeTarget): Promise<void> {
   if (!scope.pools && !scope.namespaces) return;
-  const kubeConfig = loadKubeConfig();
+  const kubeConfig = loadTarget(target);
   const tidepool = new TidepoolClient(kubeConfig);
   const core = kubeConfig.makeApiClient(CoreV1Api);
   for (const pool of scope.pools ?? []) {
@@ -124,10 +133,13 @@ async function checkScope(scope: SweepScope): Promise<void> {
   }
 }
 
-async function gc(options: { dryRun: boolean; scope: SweepScope; json: boolean }): Promise<number> {
+async function gc(options: { dryRun: boolean; scope: SweepScope; json: boolean; target: KubeTarget }): Promise<number> {
   const { taskQueue } = loadCommonConfig();
   const scheduleId = gcScheduleId(taskQueue);
-  await checkScope(options.scope);
+  if ((options.target.kubeconfig || options.target.context) && !options.scope.pools && !options.scope.namespaces) {
+    throw new UsageError('gc reads the cluster only to check --pool and --namespace; --kubeconfig and --context need one of them');
+  }
+  await checkScope(options.scope, options.target);
   const aimed = Boolean(options.scope.pools || options.scope.namespaces);
   const report = await temporal(async (client) => {
     if (options.dryRun || aimed) {
@@ -236,12 +248,19 @@ async function history(subject: string, json: boolean): Promise<number> {
 }
 
 const OUTPUT = { output: { type: 'string', short: 'o' } } as const;
+/** kubectl's flags for the cluster, as a kubectl plugin receives them after its name. */
+const KUBE = { kubeconfig: { type: 'string' }, context: { type: 'string' } } as const;
 /** Each command's own flags: a flag another command takes is an error here, never silently ignored. */
 const FLAGS = {
-  status: { ...OUTPUT, pool: { type: 'string' }, all: { type: 'boolean', short: 'a', default: false } },
-  gc: { ...OUTPUT, 'dry-run': { type: 'boolean', default: false }, pool: { type: 'string', multiple: true }, namespace: { type: 'string', multiple: true } },
+  status: { ...OUTPUT, ...KUBE, pool: { type: 'string' }, all: { type: 'boolean', short: 'a', default: false } },
+  gc: { ...OUTPUT, ...KUBE, 'dry-run': { type: 'boolean', default: false }, pool: { type: 'string', multiple: true }, namespace: { type: 'string', multiple: true } },
   history: OUTPUT,
 } as const satisfies Record<string, ParseArgsConfig['options']>;
+
+const targetOf = (values: { kubeconfig?: string; context?: string }): KubeTarget => ({
+  ...(values.kubeconfig !== undefined ? { kubeconfig: values.kubeconfig } : {}),
+  ...(values.context !== undefined ? { context: values.context } : {}),
+});
 
 function parse<T extends ParseArgsConfig['options']>(command: string, args: string[], options: T) {
   try {
@@ -270,13 +289,13 @@ export async function main(argv: string[]): Promise<number> {
     case 'status': {
       const { values, positionals } = parse(command, rest, FLAGS.status);
       noPositionals(command, positionals);
-      return status({ ...(values.pool ? { pool: values.pool } : {}), all: values.all, json: outputJson(command, values.output) });
+      return status({ ...(values.pool ? { pool: values.pool } : {}), all: values.all, json: outputJson(command, values.output), target: targetOf(values) });
     }
     case 'gc': {
       const { values, positionals } = parse(command, rest, FLAGS.gc);
       noPositionals(command, positionals);
       const scope = { ...(values.pool ? { pools: [...new Set(values.pool)] } : {}), ...(values.namespace ? { namespaces: [...new Set(values.namespace)] } : {}) };
-      return gc({ dryRun: values['dry-run'], scope, json: outputJson(command, values.output) });
+      return gc({ dryRun: values['dry-run'], scope, json: outputJson(command, values.output), target: targetOf(values) });
     }
     case 'history': {
       const { values, positionals } = parse(command, rest, FLAGS.history);

@@ -17,7 +17,7 @@ function reuseConnections(kubeConfig: KubeConfig): KubeConfig {
  * The cluster connection: the file named by `path` or $KUBECONFIG, else the in-cluster service account, else
  * ~/.kube/config. Fails with a message that says which source was tried.
  */
-export function loadKubeConfig(path = process.env.KUBECONFIG): KubeConfig {
+export function loadKubeConfig(path = process.env.KUBECONFIG, context?: string): KubeConfig {
   const kubeConfig = new KubeConfig();
   try {
     if (path) kubeConfig.loadFromFile(path);
@@ -27,6 +27,12 @@ export function loadKubeConfig(path = process.env.KUBECONFIG): KubeConfig {
     throw new Error(`cannot load ${source}: ${error instanceof Error ? error.message : String(error)}`, {
       cause: error,
     });
+  }
+  if (context !== undefined) {
+    if (!kubeConfig.getContextObject(context)) {
+      throw new Error(`no context ${context} in ${path ? `kubeconfig ${path}` : 'the default kubeconfig'} (contexts: ${kubeConfig.getContexts().map((c) => c.name).join(', ') || 'none'})`);
+    }
+    kubeConfig.setCurrentContext(context);
   }
   if (!kubeConfig.getCurrentCluster()) {
     throw new Error(`no current cluster in ${path ?? 'the default kubeconfig'}; set KUBECONFIG`);

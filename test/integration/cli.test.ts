@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
@@ -6,10 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureGcSchedule } from '../../src/gc/schedule.ts';
 import { TidepoolClient } from '../../src/k8s/client.ts';
 import { GC_SCHEDULE_ID, TASK_QUEUE } from '../../src/temporal/names.ts';
+import { stackConfig } from '../../stack/config.ts';
 import { createNamespace, deletePools, kubeConfig, stack, waitFor } from '../harness/cluster.ts';
 import { cniEnv, netconf, runCni, startTidepool, type TidepoolUnderTest } from '../harness/tidepool.ts';
 
 const tag = randomBytes(3).toString('hex');
+const execFileAsync = promisify(execFile);
 const CLI = path.resolve(import.meta.dirname, '../../src/cli/main.ts');
 const core = () => kubeConfig().makeApiClient(CoreV1Api);
 const pools = () => new TidepoolClient(kubeConfig());
@@ -151,6 +154,31 @@ describe('the tidepool CLI', () => {
       expect([run.code, run.stderr.split('\n')[0]!.split('. ')[0]], args.join(' ')).toEqual([2, message]);
     }
     expect(JSON.stringify((await pools().getPool(pool))?.status?.allocatedIPs)).toBe(before);
+  });
+
+  it('runs as the kubectl plugin `kubectl tidepool`, found on PATH, with kubectl’s --kubeconfig and --context', async () => {
+    const kubectlBinary = path.join(stackConfig.binDir, 'kubectl');
+    const plugin = (...args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(
+          kubectlBinary,
+          ['tidepool', ...args],
+          // No KUBECONFIG to fall back on: the flag must be what finds the cluster.
+          { env: { ...process.env, KUBECONFIG: '/nonexistent/kubeconfig', PATH: `${stackConfig.binDir}:${process.env.PATH}` } },
+          (error, stdout, stderr) => resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
+        );
+      });
+    const status = await plugin('status', '--pool', pool, '-a', '--kubeconfig', stack().kubeconfig);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout.split('\n')[0]!.split(/\s{2,}/)[0]).toBe('POOL');
+    expect(status.stdout).toMatch(new RegExp(`${namespace.name}/kept\\s.*keep`));
+    const context = (await execFileAsync(kubectlBinary, ['config', 'current-context', '--kubeconfig', stack().kubeconfig])).stdout.trim();
+    const inContext = await plugin('status', '--pool', pool, '--kubeconfig', stack().kubeconfig, '--context', context);
+    expect(inContext.code, inContext.stderr).toBe(0);
+    const wrong = await plugin('status', '--kubeconfig', stack().kubeconfig, '--context', `nope-${tag}`);
+    expect([wrong.code, wrong.stderr.split('\n')[0]]).toEqual([1, `tidepool: no context nope-${tag} in kubeconfig ${stack().kubeconfig} (contexts: ${context})`]);
+    const unused = await plugin('history', '10.1.2.3', '--kubeconfig', stack().kubeconfig);
+    expect([unused.code, unused.stderr.split('\n')[0]!.split('. ')[0]]).toEqual([2, "tidepool: history: Unknown option '--kubeconfig'"]);
   });
 
   it('exits 3 when nothing is found and 2 on bad usage, with a message', async () => {
