@@ -80,6 +80,15 @@ function stackKubeConfig(paths: StackPaths): KubeConfig {
   return kubeConfig;
 }
 
+/** Applies the tree's CRDs to the stack's API server (server-side apply) and waits until they are served. */
+export async function installCrds(config: StackConfig = stackConfig, log: Log = () => {}): Promise<void> {
+  const kubeConfig = stackKubeConfig(stackPaths(config));
+  const crds = readManifests(config.crdDir);
+  await applyManifests(kubeConfig, crds);
+  await waitForCrdsEstablished(kubeConfig, crds.map((crd) => crd.metadata!.name!));
+  log(`crds: ${crds.map((crd) => crd.metadata!.name).join(', ')} established`);
+}
+
 /**
  * Starts whatever part of the stack is not running, waits until each part is ready and installs the CRDs;
  * with `tidepool: true` also Tidepool's worker (with `workerEnv` added to its environment) and node agent;
@@ -122,10 +131,7 @@ export async function up(
   }
 
   const kubeConfig = stackKubeConfig(paths);
-  const crds = readManifests(config.crdDir);
-  await applyManifests(kubeConfig, crds);
-  await waitForCrdsEstablished(kubeConfig, crds.map((crd) => crd.metadata!.name!));
-  log(`crds: ${crds.map((crd) => crd.metadata!.name).join(', ')} established`);
+  await installCrds(config, log);
 
   if (options.tidepool) {
     for (const spec of tidepoolComponents(config, paths, temporalAddress, options.workerEnv)) {

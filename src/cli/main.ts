@@ -72,7 +72,8 @@ async function status(options: { pool?: string; all: boolean; json: boolean; tar
     const addresses = poolAddresses(pool.metadata.name, pool.spec);
     const records = pool.status?.allocatedIPs ?? {};
     const total = addresses.allocatable.size();
-    const reservedCount = addresses.allocatable.intersect(reserved[poolFamily(pool.spec)]).size();
+    // A reserved IP that a pod still holds counts as allocated, not as reserved too.
+    const reservedCount = addresses.allocatable.intersect(reserved[poolFamily(pool.spec)]).subtract(ipSetOf(addresses.family, Object.keys(records))).size();
     const allocated = Object.keys(records).length;
     const candidates = Object.keys(records).filter((ip) => zombies.has(`${pool.metadata.name}/${ip}`)).length;
     const unrecorded = plan.unrecorded.filter((u) => u.pool === pool.metadata.name);

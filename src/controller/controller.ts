@@ -2,7 +2,9 @@ import { AppsV1Api, CoreV1Api, makeInformer, type KubeConfig, type KubernetesObj
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { nodeFacts, statefulSetFacts } from '../gc/facts.ts';
 import { wantsOrdinal, type GcConfig } from '../gc/verdict.ts';
+import { poolAddresses } from '../ipam/pool.ts';
 import { heldReservedIPs } from '../ipam/reserved.ts';
+import { statusCounts } from '../ipam/status.ts';
 import { TidepoolClient } from '../k8s/client.ts';
 import { IP_PROTECTION_FINALIZER, type IPPool, type PodEndpoint, type ReservedIP } from '../k8s/types.ts';
 import { KubeApiError } from '../k8s/errors.ts';
@@ -133,9 +135,31 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, g
     }
   }
 
+  /**
+   * Writes the counts `kubectl get ippools` shows when they are missing or wrong: a pool that no allocation has
+   * touched yet, or whose spec changed since. A conflict means a newer pool is on its way through the watch.
+   */
+  async function count(pool: IPPool): Promise<void> {
+    let counts;
+    try {
+      counts = statusCounts(poolAddresses(pool.metadata.name, pool.spec), pool.status?.allocatedIPs ?? {});
+    } catch {
+      return; // a spec the webhook and the schema let through but the allocator refuses: its errors say so
+    }
+    if (pool.status?.allocatedIPCount === counts.allocatedIPCount && pool.status?.totalIPCount === counts.totalIPCount) return;
+    try {
+      await tidepool.replacePoolStatus({ ...pool, status: { ...pool.status, ...counts } });
+    } catch (error) {
+      if (!(error instanceof KubeApiError && (error.conflict || error.notFound))) {
+        log('warn', 'could not write a pool’s counts', { pool: pool.metadata.name, error: (error as Error).message });
+      }
+    }
+  }
+
   /** A terminating pool: start its pool-deletion workflow, or tell the running one to look again. */
   const onPool = (pool: IPPool) => {
     void protect(pool);
+    void count(pool);
     staleRecords.onPool(pool);
     if (!pool.metadata.deletionTimestamp) return;
     const name = pool.metadata.name;

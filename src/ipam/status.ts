@@ -65,12 +65,19 @@ function finish(addresses: PoolAddresses, maps: StatusMaps, options: StatusOptio
       ([ip, at]) => options.cooldownMs > 0 && now - Date.parse(at) < options.cooldownMs && !(ip in maps.allocatedIPs),
     ),
   );
-  const total = addresses.allocatable.size();
   return {
     ...(maps.reconciledUID ? { reconciledUID: maps.reconciledUID } : {}),
     allocatedIPs: maps.allocatedIPs,
     ...(Object.keys(releasedIPs).length > 0 ? { releasedIPs } : {}),
-    allocatedIPCount: Object.keys(maps.allocatedIPs).length,
+    ...statusCounts(addresses, maps.allocatedIPs),
+  };
+}
+
+/** The counts `kubectl get ippools` shows: records, and allocatable IPs (capped at the largest safe integer). */
+export function statusCounts(addresses: PoolAddresses, allocatedIPs: Record<string, unknown>): Required<Pick<IPPoolStatus, 'allocatedIPCount' | 'totalIPCount'>> {
+  const total = addresses.allocatable.size();
+  return {
+    allocatedIPCount: Object.keys(allocatedIPs).length,
     totalIPCount: total > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(total),
   };
 }

@@ -33,13 +33,18 @@ export function lifecycleStaticDetails(start: LifecycleStart): string {
 /** A container ID as runtimes print it: its first 12 characters. */
 export const shortContainerID = (containerID: string): string => containerID.slice(0, 12);
 
-/** The current details: the state, why, and each interface's IPs with pool, gateway and container. */
+/**
+ * The current details: the state, why, and each interface's IPs with pool, gateway and container, one list item
+ * per IP (the UI renders a Markdown table without cell borders or padding, so its cells ran together).
+ */
 export function lifecycleCurrentDetails(s: LifecycleSnapshot): string {
   const lines = [`**${s.state}**${s.lastReason ? `: ${escape(s.lastReason)}` : ''}`];
-  const rows = Object.entries(s.interfaces).flatMap(([name, allocation]) =>
-    allocation.ips.map((h) => [name, h.address, h.pool, h.gateway ?? '—', shortContainerID(allocation.containerID)]),
+  const items = Object.entries(s.interfaces).flatMap(([name, allocation]) =>
+    allocation.ips.map(
+      (h) => `- **${escape(name)}**: ${escape(h.address)}, pool ${escape(h.pool)}, gateway ${escape(h.gateway ?? '—')}, container ${escape(shortContainerID(allocation.containerID))}`,
+    ),
   );
-  lines.push(rows.length > 0 ? table(['interface', 'IP', 'pool', 'gateway', 'container'], rows) : 'Holds no IP.');
+  lines.push(items.length > 0 ? items.join('\n') : 'Holds no IP.');
   const facts = [
     s.podUID ? `pod UID ${s.podUID}` : undefined,
     s.node ? `node ${s.node}` : undefined,
@@ -49,11 +54,6 @@ export function lifecycleCurrentDetails(s: LifecycleSnapshot): string {
   if (s.ipsEverHeld.length > 0) lines.push(`IPs ever held: ${s.ipsEverHeld.join(', ')} (pools ${s.poolsEverUsed.join(', ')})`);
   if (s.checkAt !== undefined) lines.push(`Judges the pod again at ${new Date(s.checkAt).toISOString()}.`);
   return lines.join('\n\n');
-}
-
-function table(header: string[], rows: string[][]): string {
-  const line = (cells: string[]) => `| ${cells.map(escape).join(' | ')} |`;
-  return [line(header), `| ${header.map(() => '---').join(' | ')} |`, ...rows.map(line)].join('\n');
 }
 
 /** Keeps text from a pod or an error message from breaking the Markdown (table cells, emphasis, HTML). */

@@ -2,7 +2,7 @@ import type { TestProject } from 'vitest/node';
 import { buildCni } from '../../scripts/build-cni.ts';
 import { devServerSearchAttributeArgs } from '../../src/temporal/search-attributes.ts';
 import type { ComponentName, ExternalTemporal } from '../../stack/components.ts';
-import { down, readStackInfo, startComponent, status, stopComponent, up, type StackInfo } from '../../stack/stack.ts';
+import { down, installCrds, readStackInfo, startComponent, status, stopComponent, up, type StackInfo } from '../../stack/stack.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -32,6 +32,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     };
   }
   const running = readStackInfo();
+  // A stack that `./dev up` started earlier may serve older CRDs than this tree's.
+  if (running) await installCrds(undefined, log);
   const info = running ?? (await up(undefined, log));
   const paused = TIDEPOOL_PROCESSES.filter((name) => status().some((component) => component.name === name && component.pid !== undefined));
   for (const name of [...paused].reverse()) {

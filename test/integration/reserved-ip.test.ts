@@ -1,8 +1,11 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TidepoolClient } from '../../src/k8s/client.ts';
-import { createNamespace, createWorkload, deletePools, kubeConfig, waitFor } from '../harness/cluster.ts';
+import { createNamespace, createWorkload, deletePools, kubeConfig, kubectl, stack, waitFor } from '../harness/cluster.ts';
 import { cniEnv, netconf, runCni, startTidepool, type CniRun, type TidepoolUnderTest } from '../harness/tidepool.ts';
 
 const tag = randomBytes(3).toString('hex');
@@ -47,6 +50,9 @@ describe("the seed's reserved-IP walk-through", () => {
   it('a 3-IP pool with 2 reserved runs one of 2 replicas; reserving its IP and restarting it leaves it without; deleting the ReservedIP lets both start', async () => {
     await client().createReservedIP(reservedName, { ips: ['10.96.168.131-10.96.168.132'] });
     await client().createPool(poolName, { subnet: '10.96.0.0/16', ips: ['10.96.168.131-10.96.168.133'] });
+    // The controller counts a pool no allocation has touched yet, so `kubectl get tpp` is never blank.
+    await waitFor('kubectl get tpp to show the new pool’s counts', async () =>
+      (await kubectl('get', 'tpp', poolName, '--no-headers', '-o', 'custom-columns=A:.status.allocatedIPCount,T:.status.totalIPCount')).trim().split(/\s+/).join(' ') === '0 3');
     await createWorkload('Deployment', namespace.name, 'test-app', 2, poolName);
     await waitFor('the Deployment to create 2 pods', async () => (await appPods()).length === 2);
     const [first, second] = await appPods();
@@ -69,6 +75,14 @@ describe("the seed's reserved-IP walk-through", () => {
     await waitFor('status.heldIPs to name the running pod', async () => (await heldIPs()).length === 1);
     expect(await heldIPs()).toEqual([{ ip: '10.96.168.133', pool: poolName, pod: `${namespace.name}/${first!.metadata!.name}`, podUID: first!.metadata!.uid }]);
     expect(Object.keys((await client().getPool(poolName))!.status!.allocatedIPs!)).toEqual(['10.96.168.133']);
+    const printed = (await kubectl('get', 'tpr', reservedName)).split('\n');
+    expect(printed[0]!.split(/\s{2,}/).slice(0, 4)).toEqual(['NAME', 'VERSION', 'IPS', 'HELD']);
+    expect(printed[1]).toMatch(/\s10\.96\.168\.133\s/);
+    // tidepool status: the held reserved IP is ALLOCATED, the two free reserved ones RESERVED, none FREE.
+    const { stdout } = await promisify(execFile)(process.execPath, [path.resolve(import.meta.dirname, '../../src/cli/main.ts'), 'status', '--pool', poolName, '-o', 'json'], {
+      env: { ...process.env, KUBECONFIG: stack().kubeconfig },
+    });
+    expect(JSON.parse(stdout)).toEqual([expect.objectContaining({ allocated: 1, reserved: '2', free: '0', total: '3' })]);
 
     // Restarting the pod (kubectl delete pod): the runtime's DEL releases the IP, and the replacement gets none.
     await core().deleteNamespacedPod({ namespace: namespace.name, name: first!.metadata!.name! });

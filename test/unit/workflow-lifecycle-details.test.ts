@@ -38,16 +38,14 @@ describe('what the Temporal UI shows of a lifecycle', () => {
     expect(lifecycleStaticDetails({ namespace: 'shop', pod: 'web_0', podUID: 'u-1', startedBy: 'GC sweep' })).toContain('- **pod**: shop/web\\_0\n- **pod UID**: u-1\n- **node**: —');
   });
 
-  it('current details: state and reason, one row per IP with interface, pool, gateway and short container ID', () => {
+  it('current details: state and reason, one list item per IP with interface, pool, gateway and short container ID', () => {
     const details = lifecycleCurrentDetails(allocated);
     expect(details.split('\n\n')).toEqual([
       '**Allocated**: allocated from pod annotation',
       [
-        '| interface | IP | pool | gateway | container |',
-        '| --- | --- | --- | --- | --- |',
-        '| eth0 | 10.6.168.131/16 | underlay-v4 | 10.6.0.1 | c0ffee012345 |',
-        '| eth0 | fd00::83/64 | underlay-v6 | — | c0ffee012345 |',
-        '| net1 | 172.20.0.9/24 | storage | — | c0ffee012345 |',
+        '- **eth0**: 10.6.168.131/16, pool underlay-v4, gateway 10.6.0.1, container c0ffee012345',
+        '- **eth0**: fd00::83/64, pool underlay-v6, gateway —, container c0ffee012345',
+        '- **net1**: 172.20.0.9/24, pool storage, gateway —, container c0ffee012345',
       ].join('\n'),
       'pod UID 6f1c2a4e-0000-4000-8000-000000000001, node node-3, owner StatefulSet web',
       'IPs ever held: 10.6.168.131, fd00::83, 172.20.0.9 (pools underlay-v4, underlay-v6, storage)',
