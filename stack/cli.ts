@@ -1,3 +1,5 @@
+import { STACK_NODE, STACK_POD_NAMESPACE } from './components.ts';
+import { stackConfig } from './config.ts';
 import { down, readStackInfo, reset, status, up, type StackInfo } from './stack.ts';
 
 const log = (line: string) => console.log(line);
@@ -10,8 +12,16 @@ Local stack is up.
   Temporal               ${info.temporalAddress} (namespace ${info.temporalNamespace})
   Temporal UI            ${info.temporalUi}${info.agentSocket ? `
   Tidepool               worker on task queue tidepool; node agent at ${info.agentSocket}` : ''}${info.webhook ? `
-  Admission webhook      ${info.webhook} (registered as the configurations named tidepool)` : ''}
-  State and logs         ${info.dir}`);
+  Admission webhook      ${info.webhook} (registered as the configurations named tidepool)` : ''}${info.agentSocket ? `
+  Node                   ${STACK_NODE}, kept Ready by a simulated kubelet that starts the ${STACK_POD_NAMESPACE} namespace's pods` : ''}
+  State and logs         ${info.dir}${info.agentSocket ? `
+
+Try next:
+  export KUBECONFIG=${info.kubeconfig} PATH=${stackConfig.binDir}:$PATH
+  kubectl get nodes,tpp                 the stack's node; pools (none yet)
+  ./dev demo                            the main job in about a minute: a pool, a Deployment, a lost DEL, a dead node
+  kubectl tidepool status -a            every pool and IP, with its verdict
+  kubectl get events -A                 what Tidepool reported` : ''}`);
 }
 
 async function main(command: string | undefined): Promise<number> {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { devServerSearchAttributeArgs } from '../src/temporal/search-attributes.ts';
 import type { StackConfig, StackPaths } from './config.ts';
 import type { ProcessSpec } from './processes.ts';
+import { CNI_BUNDLE } from '../scripts/build-cni.ts';
 
 /** The controllers kube-controller-manager runs. No node-ipam-controller: Tidepool is the IPAM. */
 export const CONTROLLERS = [
@@ -22,7 +23,12 @@ export const CONTROLLERS = [
   'root-ca-certificate-publisher-controller',
 ];
 
-export const COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'temporal', 'tidepool-webhook', 'tidepool-worker', 'tidepool-agent'] as const;
+export const COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'temporal', 'tidepool-webhook', 'tidepool-worker', 'tidepool-agent', 'tidepool-kubelet'] as const;
+
+/** The Node the stack's agent serves, which the stack's simulated kubelet registers and keeps Ready. */
+export const STACK_NODE = 'local';
+/** The namespace whose pods the stack's simulated kubelet binds to its node and starts. */
+export const STACK_POD_NAMESPACE = 'default';
 export type ComponentName = (typeof COMPONENTS)[number];
 
 /** A Temporal server the stack does not run itself (e.g. a container started by testcontainers). */
@@ -122,8 +128,9 @@ export function localComponents(config: StackConfig, paths: StackPaths): Process
 }
 
 /**
- * Tidepool itself on the stack: the admission webhook, the worker and one node agent, run from source with the
- * project's Node.js. `workerEnv` adds to the worker's environment (reclaim settings, say).
+ * Tidepool itself on the stack: the admission webhook, the worker, one node agent, and the simulated kubelet of
+ * the agent's node, which starts the pods of the `default` namespace through tidepool-cni; all run from source
+ * with the project's Node.js. `workerEnv` adds to the worker's environment (reclaim settings, say).
  */
 export function tidepoolComponents(
   config: StackConfig,
@@ -162,7 +169,22 @@ export function tidepoolComponents(
       command: process.execPath,
       args: [path.join(config.root, 'src', 'agent', 'main.ts')],
       match: 'agent/main.ts',
-      env: { ...env, TIDEPOOL_AGENT_SOCKET: paths.agentSocket, TIDEPOOL_SPOOL_DIR: paths.cniSpool, NODE_NAME: 'local' },
+      env: { ...env, TIDEPOOL_AGENT_SOCKET: paths.agentSocket, TIDEPOOL_SPOOL_DIR: paths.cniSpool, NODE_NAME: STACK_NODE },
+    },
+    {
+      name: 'tidepool-kubelet',
+      command: process.execPath,
+      args: [path.join(config.root, 'sim', 'stack-node.ts')],
+      match: 'sim/stack-node.ts',
+      env: {
+        KUBECONFIG: paths.kubeconfig,
+        NODE_NAME: STACK_NODE,
+        TIDEPOOL_KUBELET_NAMESPACE: STACK_POD_NAMESPACE,
+        TIDEPOOL_CNI_BINARY: CNI_BUNDLE,
+        TIDEPOOL_AGENT_SOCKET: paths.agentSocket,
+        TIDEPOOL_SPOOL_DIR: paths.cniSpool,
+        PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? ''}`,
+      },
     },
   ];
 }

@@ -5,7 +5,7 @@ import https from 'node:https';
 import http from 'node:http';
 import { Connection } from '@temporalio/client';
 import { TASK_QUEUE } from '../src/temporal/names.ts';
-import { apiServerUrl, tidepoolComponents, type ComponentName } from './components.ts';
+import { apiServerUrl, STACK_NODE, tidepoolComponents, type ComponentName } from './components.ts';
 import type { StackConfig, StackPaths } from './config.ts';
 import { adminToken } from './pki.ts';
 import { runningPid } from './processes.ts';
@@ -22,19 +22,30 @@ function unixSocketStatus(socketPath: string, urlPath: string): Promise<number> 
   });
 }
 
-function httpsStatus(url: string, ca: string, token?: string): Promise<number> {
+function httpsGet(url: string, ca: string, token?: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const request = https.get(
       url,
       { ca, headers: token ? { authorization: `Bearer ${token}` } : {}, timeout: 2000 },
       (response) => {
-        response.resume();
-        resolve(response.statusCode ?? 0);
+        let body = '';
+        response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
       },
     );
     request.on('timeout', () => request.destroy(new Error('timed out')));
     request.on('error', reject);
   });
+}
+
+const httpsStatus = async (url: string, ca: string, token?: string): Promise<number> => (await httpsGet(url, ca, token)).status;
+
+/** Whether the Node's Ready condition is True. */
+async function nodeReady(config: StackConfig, name: string, ca: string, token: string): Promise<boolean> {
+  const { status, body } = await httpsGet(`${apiServerUrl(config)}/api/v1/nodes/${name}`, ca, token);
+  if (status !== 200) return false;
+  const node = JSON.parse(body) as { status?: { conditions?: { type: string; status: string }[] } };
+  return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 }
 
 function httpBody(url: string): Promise<string> {
@@ -109,6 +120,7 @@ export function readinessChecks(config: StackConfig, paths: StackPaths, temporal
       timeoutMs: 120_000,
     },
     'tidepool-agent': { check: async () => (await unixSocketStatus(paths.agentSocket, '/healthz')) === 200, timeoutMs: 30_000 },
+    'tidepool-kubelet': { check: () => nodeReady(config, STACK_NODE, ca, token), timeoutMs: 30_000 },
     // Any HTTP answer means it serves TLS with the stack's certificate (a GET is no AdmissionReview: 400).
     'tidepool-webhook': { check: async () => (await httpsStatus(`${stackWebhookUrl(config)}/validate`, ca)) > 0, timeoutMs: 30_000 },
   };

@@ -11,7 +11,7 @@ declare module 'vitest' {
 }
 
 /** Tidepool's own processes on the stack, in the order `up` starts them. */
-const TIDEPOOL_PROCESSES: ComponentName[] = ['tidepool-webhook', 'tidepool-worker', 'tidepool-agent'];
+const TIDEPOOL_PROCESSES: ComponentName[] = ['tidepool-webhook', 'tidepool-worker', 'tidepool-agent', 'tidepool-kubelet'];
 
 /**
  * Builds tidepool-cni and brings the local stack up once for the integration suite, or reuses a running
