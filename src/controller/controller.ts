@@ -20,6 +20,8 @@ import { createStaleRecordWatch } from './stale-records.ts';
 const HELD_IPS_SYNC_DELAY_MS = 300;
 /** How often every pool is looked at again, for a finalizer someone removed without the watch telling us. */
 const POOL_RESYNC_MS = 30_000;
+/** How old a pool must be before the controller writes its counts. */
+const COUNT_AFTER_MS = 3_000;
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;
@@ -137,8 +139,25 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, g
 
   /**
    * Writes the counts `kubectl get ippools` shows when they are missing or wrong: a pool that no allocation has
-   * touched yet, or whose spec changed since. A conflict means a newer pool is on its way through the watch.
+   * touched yet, or whose spec changed since. A pool is left alone for its first seconds, so that whoever just
+   * created it can read and replace it without a conflict from this write. A conflict means a newer pool is on
+   * its way through the watch.
    */
+  const counting = new Map<string, NodeJS.Timeout>();
+  function countSoon(pool: IPPool): void {
+    const name = pool.metadata.name;
+    const age = Date.now() - new Date(pool.metadata.creationTimestamp ?? 0).getTime();
+    if (age >= COUNT_AFTER_MS) {
+      void count(pool);
+      return;
+    }
+    if (counting.has(name)) return;
+    counting.set(name, setTimeout(() => {
+      counting.delete(name);
+      const current = ippools.get(name);
+      if (current && !stopped) void count(current);
+    }, COUNT_AFTER_MS - age));
+  }
   async function count(pool: IPPool): Promise<void> {
     let counts;
     try {
@@ -159,7 +178,7 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, g
   /** A terminating pool: start its pool-deletion workflow, or tell the running one to look again. */
   const onPool = (pool: IPPool) => {
     void protect(pool);
-    void count(pool);
+    countSoon(pool);
     staleRecords.onPool(pool);
     if (!pool.metadata.deletionTimestamp) return;
     const name = pool.metadata.name;
@@ -255,6 +274,7 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, g
     async stop(): Promise<void> {
       stopped = true;
       staleRecords.stop();
+      for (const timer of counting.values()) clearTimeout(timer);
       clearInterval(resync);
       clearTimeout(heldSync);
       await Promise.all(informers.map((informer) => informer.stop()));

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { AdmissionregistrationV1Api } from '@kubernetes/client-node';
 import { TidepoolClient } from '../../src/k8s/client.ts';
+import { KubeApiError } from '../../src/k8s/errors.ts';
 import { webhookConfigurations } from '../../src/webhook/registration.ts';
 import { stackPaths } from '../../stack/config.ts';
 import { startWebhookProcess } from '../fuzz/webhook.ts';
@@ -13,6 +14,21 @@ export interface WebhookUnderTest {
   /** The webhook process's log lines so far. */
   log: string[];
   stop: () => Promise<void>;
+}
+
+/** Removes a pool with its finalizer, reading it again after a conflict (a controller may write its status meanwhile). */
+async function removePool(client: TidepoolClient, name: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const pool = await client.getPool(name);
+    if (!pool) return;
+    try {
+      await client.replacePool({ ...pool, metadata: { ...pool.metadata, finalizers: [] } });
+      break;
+    } catch (error) {
+      if (!(error instanceof KubeApiError && error.conflict) || attempt >= 5) throw error;
+    }
+  }
+  await client.deletePool(name).catch(() => undefined);
 }
 
 /**
@@ -51,11 +67,7 @@ export async function startWebhook(options: { refuseDeleteWithAllocatedIPs: bool
     probes.push(probe);
     return (pool.metadata.finalizers ?? []).length > 0;
   });
-  for (const probe of probes) {
-    const pool = await client.getPool(probe);
-    if (pool) await client.replacePool({ ...pool, metadata: { ...pool.metadata, finalizers: [] } });
-    await client.deletePool(probe).catch(() => undefined);
-  }
+  for (const probe of probes) await removePool(client, probe);
 
   return {
     labels,
