@@ -41,6 +41,13 @@ go_build() { # name, -mod mode, ldflags, package (from the current directory)
   echo "build-peers: $1 built ($((SECONDS - start)) s so far)" >&2
 }
 
+begin_build() { # what is built
+  require_go "$1" 1.24.2
+  echo "build-peers: building $1 into $BIN" >&2
+  mkdir -p "$BIN"
+  cd "$MOD"
+}
+
 all_built() { # binary names
   for name in "$@"; do [[ -x "$BIN/$name" ]] || return 1; done
 }
@@ -61,10 +68,7 @@ build_module_peers() {
     echo "build-peers: up to date ($what) in $OUT" >&2
     return
   fi
-  require_go "$what" 1.24.2
-  echo "build-peers: building $what into $BIN" >&2
-  mkdir -p "$BIN"
-  cd "$MOD"
+  begin_build "$what"
   # -mod=readonly: go.mod and go.sum are the pin.
   go_build host-local readonly "-X $PLUGINS_MOD/pkg/utils/buildversion.BuildVersion=$plugins_version" \
     "$PLUGINS_MOD/plugins/ipam/host-local"
@@ -131,10 +135,7 @@ build_conformance() {
     echo "build-peers: up to date ($what) in $OUT" >&2
     return
   fi
-  require_go "$what" 1.24.2
-  echo "build-peers: building $what into $BIN" >&2
-  mkdir -p "$BIN"
-  cd "$MOD"
+  begin_build "$what"
   go_build macvlan readonly "-X $PLUGINS_MOD/pkg/utils/buildversion.BuildVersion=$plugins_version" "$PLUGINS_MOD/plugins/main/macvlan"
   go_build cni-runner readonly "" ./cni-runner
   rm -f "$BIN"/.conformance-*

@@ -6,8 +6,7 @@ import type { RuntimeGcInput, RuntimeGcPlan } from '../contract/runtime-gc.ts';
 import { planRuntimeGc } from '../gc/runtime-gc.ts';
 import type { GcConfig } from '../gc/verdict.ts';
 import { TidepoolClient } from '../k8s/client.ts';
-import { lifecycleStaticDetails, lifecycleSummary } from '../temporal/lifecycle-details.ts';
-import { podLifecycleWorkflowId, TidepoolNode, TidepoolPod, TidepoolPodUID, TidepoolState } from '../temporal/names.ts';
+import { lifecycleStartOptions } from '../temporal/lifecycle-start.ts';
 
 /** The runtime GC's activities: the plan from a live read of the pools, and the hand-over of each stale attachment to its lifecycle. */
 export function createRuntimeGcActivities({ kubeConfig, gc, taskQueue }: { kubeConfig: KubeConfig; gc: GcConfig; taskQueue: string }) {
@@ -28,24 +27,18 @@ export function createRuntimeGcActivities({ kubeConfig, gc, taskQueue }: { kubeC
       const released: string[] = [];
       for (const stale of plan.stale) {
         const start = new WithStartWorkflowOperation<PodIPLifecycleWorkflow>('podIPLifecycle', {
-          workflowId: podLifecycleWorkflowId(stale.namespace, stale.pod),
-          taskQueue,
-          args: [{ namespace: stale.namespace, pod: stale.pod }],
+          ...lifecycleStartOptions(
+            {
+              namespace: stale.namespace,
+              pod: stale.pod,
+              podUID: stale.podUID,
+              node: input.node,
+              state: 'Releasing',
+              startedBy: `the runtime's GC of network ${input.network}: ${stale.ips.map((i) => i.ip).join(', ')} on interface ${stale.interface}`,
+            },
+            taskQueue,
+          ),
           workflowIdConflictPolicy: 'USE_EXISTING',
-          typedSearchAttributes: [
-            { key: TidepoolPod, value: `${stale.namespace}/${stale.pod}` },
-            { key: TidepoolPodUID, value: stale.podUID },
-            { key: TidepoolNode, value: input.node },
-            { key: TidepoolState, value: 'Releasing' },
-          ],
-          staticSummary: lifecycleSummary(stale.namespace, stale.pod),
-          staticDetails: lifecycleStaticDetails({
-            namespace: stale.namespace,
-            pod: stale.pod,
-            podUID: stale.podUID,
-            node: input.node,
-            startedBy: `the runtime's GC of network ${input.network}: ${stale.ips.map((i) => i.ip).join(', ')} on interface ${stale.interface}`,
-          }),
         });
         const result = await client.workflow.executeUpdateWithStart(runtimeGcReleaseUpdate, {
           args: [

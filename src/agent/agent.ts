@@ -15,17 +15,10 @@ import { attachmentProblem } from './requests.ts';
 import { listSpooledDels, removeSpooledDel, spoolDel } from '../cni/spool.ts';
 import { CNI_CODE_OF_FAILURE, CniErrorCode } from '../contract/cni-codes.ts';
 import { errorCauses, type FailureType } from '../contract/failures.ts';
-import {
-  podLifecycleWorkflowId,
-  runtimeGcWorkflowId,
-  TASK_QUEUE,
-  TidepoolNode,
-  TidepoolPod,
-  TidepoolPodUID,
-  TidepoolState,
-} from '../temporal/names.ts';
+import { podLifecycleWorkflowId, runtimeGcWorkflowId, TASK_QUEUE } from '../temporal/names.ts';
+import { lifecycleStartOptions } from '../temporal/lifecycle-start.ts';
 import { allocateUpdate, releaseUpdate, stateQuery, type PodIP, type PodIPLifecycleWorkflow } from '../contract/lifecycle.ts';
-import { lifecycleStaticDetails, lifecycleSummary, shortContainerID } from '../temporal/lifecycle-details.ts';
+import { shortContainerID } from '../temporal/lifecycle-details.ts';
 import type { Log } from '../log.ts';
 import { parseDuration } from '../config.ts';
 import { NODE_DEFAULTS } from '../contract/defaults.ts';
@@ -129,24 +122,18 @@ export function createAgent(options: AgentOptions) {
     // Where the ADD came from; the lifecycle records the node the pod's spec names, where it actually runs.
     const node = request.node ?? options.nodeName;
     const start = new WithStartWorkflowOperation<PodIPLifecycleWorkflow>('podIPLifecycle', {
-      workflowId: podLifecycleWorkflowId(ref.podNamespace, ref.podName),
-      taskQueue,
-      args: [{ namespace: ref.podNamespace, pod: ref.podName }],
+      ...lifecycleStartOptions(
+        {
+          namespace: ref.podNamespace,
+          pod: ref.podName,
+          podUID: ref.podUID,
+          ...(node ? { node } : {}),
+          state: 'Allocating',
+          startedBy: `CNI ADD of container ${shortContainerID(ref.containerID)} on interface ${ref.interface}`,
+        },
+        taskQueue,
+      ),
       workflowIdConflictPolicy: 'USE_EXISTING',
-      typedSearchAttributes: [
-        { key: TidepoolPod, value: podName },
-        { key: TidepoolPodUID, value: ref.podUID },
-        { key: TidepoolState, value: 'Allocating' },
-        ...(node ? [{ key: TidepoolNode, value: node }] : []),
-      ],
-      staticSummary: lifecycleSummary(ref.podNamespace, ref.podName),
-      staticDetails: lifecycleStaticDetails({
-        namespace: ref.podNamespace,
-        pod: ref.podName,
-        podUID: ref.podUID,
-        ...(node ? { node } : {}),
-        startedBy: `CNI ADD of container ${shortContainerID(ref.containerID)} on interface ${ref.interface}`,
-      }),
     });
     try {
       const result = await client.withDeadline(Date.now() + options.addTimeoutMs, () =>

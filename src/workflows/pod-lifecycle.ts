@@ -256,6 +256,9 @@ export class PodLifecycle {
     if (held || current === undefined) {
       await activities.removePodEndpoint({ namespace: lifecycle.namespace, pod: lifecycle.pod, podUID: request.podUID, interfaces: [request.interface] });
     }
+    if (!held && result.released.length === 0) {
+      return { released: [], retained: [], note: `no record of container ${request.containerID} on interface ${request.interface} is left to release` };
+    }
     if (held) delete lifecycle.interfaces[request.interface];
     lifecycle.podUID ??= request.podUID;
     this.remember(ips);
