@@ -10,7 +10,14 @@ const fixtures = readdirSync(dir).filter((f) => f.endsWith('.json'));
 
 describe('podIPLifecycle replays its recorded histories deterministically', () => {
   it('has fixtures for the main paths', () => {
-    expect(fixtures.sort()).toEqual(['failed-no-free-ip.json', 'released.json', 'spooled-del.json', 'statefulset-kept-then-released.json']);
+    expect(fixtures.sort()).toEqual([
+      'failed-no-free-ip.json',
+      'released.json',
+      'runtime-gc-kept-then-released.json',
+      'runtime-gc-released.json',
+      'spooled-del.json',
+      'statefulset-kept-then-released.json',
+    ]);
   });
 
   it.each(fixtures)('%s', async (file) => {
