@@ -17,14 +17,14 @@ let tidepool: TidepoolUnderTest;
 let namespace: Awaited<ReturnType<typeof createNamespace>>;
 const pool = `runtime-gc-${tag}`;
 
-async function addPod(name: string, containerID: string) {
+async function addPod(name: string, containerID: string, node = NODE) {
   const pod = await kubeConfig()
     .makeApiClient(CoreV1Api)
     .createNamespacedPod({
       namespace: namespace.name,
       body: {
         metadata: { name, annotations: { 'ipam.tidepool.dev/ippool': JSON.stringify({ ipv4: [pool] }) } },
-        spec: { nodeName: NODE, containers: [{ name: 'c', image: 'registry.invalid/pause:1' }] },
+        spec: { nodeName: node, containers: [{ name: 'c', image: 'registry.invalid/pause:1' }] },
       },
     });
   const ref = { containerID, interface: 'eth0', podNamespace: namespace.name, podName: name, podUID: pod.metadata!.uid! };
@@ -81,6 +81,19 @@ describe('the runtime GC in the pod lifecycle', () => {
     const state = await tidepool.client.workflow.getHandle(podLifecycleWorkflowId(ref.podNamespace, ref.podName)).query(stateQuery);
     expect(state).toMatchObject({ state: 'Allocated', interfaces: { eth0: { containerID: ref.containerID } } });
     expect(state.releaseReason).toBeUndefined();
+  });
+
+  it("records the node the pod runs on, not the agent's, for an ADD from an agent that serves another node", async () => {
+    const elsewhere = `gc-elsewhere-${tag}`;
+    const { ref, ip } = await addPod('elsewhere', randomBytes(32).toString('hex'), elsewhere);
+    expect(await recorded(ip)).toMatchObject({ node: elsewhere });
+    const handle = tidepool.client.workflow.getHandle(podLifecycleWorkflowId(ref.podNamespace, ref.podName));
+    expect(await handle.query(stateQuery)).toMatchObject({ node: elsewhere });
+    const description = await handle.describe();
+    expect(await description.staticDetails()).toContain(`- **started on node**: ${NODE}`);
+    // The runtime GC of the agent's node leaves the pod on the other node alone.
+    expect(await tidepool.agent.gc({ network: NETWORK, validAttachments: [] })).toMatchObject({ node: NODE, stale: 0, released: [] });
+    expect(await recorded(ip)).toBeDefined();
   });
 
   it('refuses a GC that names no node, with code 7', async () => {
