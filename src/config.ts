@@ -87,6 +87,7 @@ export function loadAgentConfig() {
     nodeName: env('NODE_NAME', ''),
     addTimeoutMs: parseDuration(env('TIDEPOOL_ADD_TIMEOUT', NODE_DEFAULTS.agentAddTimeout), 'TIDEPOOL_ADD_TIMEOUT'),
     delTimeoutMs: parseDuration(env('TIDEPOOL_DEL_TIMEOUT', NODE_DEFAULTS.agentDelTimeout), 'TIDEPOOL_DEL_TIMEOUT'),
+    statusTimeoutMs: parseDuration(env('TIDEPOOL_STATUS_TIMEOUT', NODE_DEFAULTS.agentStatusTimeout), 'TIDEPOOL_STATUS_TIMEOUT'),
     spoolReplayIntervalMs: parseDuration(env('TIDEPOOL_SPOOL_REPLAY_INTERVAL', '10s'), 'TIDEPOOL_SPOOL_REPLAY_INTERVAL'),
   };
 }

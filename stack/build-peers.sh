@@ -8,6 +8,9 @@
 #   bench/peers/spiderpool-listen-host.patch applied to the extracted copy, into bin/, and its CRDs into
 #   spiderpool-crds/; reused while the stamp matches the tarball and the patch. Without the tarball,
 #   Spiderpool is skipped with a message (the benchmarks then skip it too).
+# With the argument `conformance` it builds only what the CNI conformance test runs instead: the reference
+# macvlan plugin from the same pinned plugins module and bench/peers/cni-runner (libcni, pinned in the same
+# go.mod), into bin/; reused while the stamp matches go.mod, go.sum and the runner's source.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${TIDEPOOL_CACHE:-$ROOT/.cache}/peers"
@@ -15,6 +18,7 @@ BIN="$OUT/bin"
 CRDS="$OUT/crds"
 MOD="$ROOT/bench/peers"
 PLUGINS_MOD=github.com/containernetworking/plugins
+CNI_MOD=github.com/containernetworking/cni
 WB_MOD=github.com/k8snetworkplumbingwg/whereabouts
 SPIDERPOOL_VERSION=v1.2.2
 SPIDERPOOL_TARBALL="$ROOT/../shared/peers/spiderpool-$SPIDERPOOL_VERSION.tar.gz"
@@ -37,6 +41,13 @@ go_build() { # name, -mod mode, ldflags, package (from the current directory)
   echo "build-peers: $1 built ($((SECONDS - start)) s so far)" >&2
 }
 
+begin_build() { # what is built
+  require_go "$1" 1.24.2
+  echo "build-peers: building $1 into $BIN" >&2
+  mkdir -p "$BIN"
+  cd "$MOD"
+}
+
 all_built() { # binary names
   for name in "$@"; do [[ -x "$BIN/$name" ]] || return 1; done
 }
@@ -57,10 +68,7 @@ build_module_peers() {
     echo "build-peers: up to date ($what) in $OUT" >&2
     return
   fi
-  require_go "$what" 1.24.2
-  echo "build-peers: building $what into $BIN" >&2
-  mkdir -p "$BIN"
-  cd "$MOD"
+  begin_build "$what"
   # -mod=readonly: go.mod and go.sum are the pin.
   go_build host-local readonly "-X $PLUGINS_MOD/pkg/utils/buildversion.BuildVersion=$plugins_version" \
     "$PLUGINS_MOD/plugins/ipam/host-local"
@@ -115,5 +123,31 @@ build_spiderpool() {
   echo "build-peers: built $what and copied $(ls "$SPIDERPOOL_CRDS" | wc -l) CRDs in $((SECONDS - start)) s" >&2
 }
 
-build_module_peers
-build_spiderpool
+build_conformance() {
+  local plugins_version cni_version what stamp
+  plugins_version="$(modversion "$PLUGINS_MOD")"
+  cni_version="$(modversion "$CNI_MOD")"
+  [[ -n "$plugins_version" && -n "$cni_version" ]] ||
+    { echo "build-peers: cannot read the $PLUGINS_MOD and $CNI_MOD versions from $MOD/go.mod" >&2; exit 1; }
+  what="macvlan $plugins_version, cni-runner (libcni $cni_version)"
+  stamp="$BIN/.conformance-$(cat "$MOD/go.mod" "$MOD/go.sum" "$MOD"/cni-runner/*.go | sha256sum | cut -c1-16)"
+  if [[ -f "$stamp" ]] && all_built macvlan cni-runner; then
+    echo "build-peers: up to date ($what) in $OUT" >&2
+    return
+  fi
+  begin_build "$what"
+  go_build macvlan readonly "-X $PLUGINS_MOD/pkg/utils/buildversion.BuildVersion=$plugins_version" "$PLUGINS_MOD/plugins/main/macvlan"
+  go_build cni-runner readonly "" ./cni-runner
+  rm -f "$BIN"/.conformance-*
+  touch "$stamp"
+  echo "build-peers: built $what in $((SECONDS - start)) s" >&2
+}
+
+case "${1:-}" in
+  conformance) build_conformance ;;
+  '')
+    build_module_peers
+    build_spiderpool
+    ;;
+  *) echo "build-peers: unknown target $1 (expected conformance, or nothing for the benchmarks' peers)" >&2; exit 2 ;;
+esac

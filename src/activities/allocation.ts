@@ -5,7 +5,7 @@ import { isReclaimReason } from '../contract/release-reasons.ts';
 import type { AllocateIPsInput, AllocateIPsResult, PodIP, ReleaseIPsInput, ReleaseIPsResult } from '../contract/lifecycle.ts';
 import { allocatePodIPs, NoFreeIPError, releaseRecord, type PoolStore } from '../ipam/allocator.ts';
 import { IPAMInputError } from '../ipam/ip.ts';
-import { addressWithPrefix, poolAddresses } from '../ipam/pool.ts';
+import { addressWithPrefix, poolAddresses, poolRoutes } from '../ipam/pool.ts';
 import { reservedSets } from '../ipam/reserved.ts';
 import { choosePools, PoolSelectionError } from '../ipam/selection.ts';
 import type { ClusterCache } from '../k8s/cache.ts';
@@ -26,6 +26,7 @@ function controllerOf(pod: V1Pod): { ownerKind?: string; ownerName?: string } {
 
 function podIP(pool: IPPool, ip: string): PodIP {
   const addresses = poolAddresses(pool.metadata.name, pool.spec);
+  const routes = poolRoutes(pool.spec, addresses.family);
   return {
     ip,
     address: addressWithPrefix(addresses, ip),
@@ -33,7 +34,7 @@ function podIP(pool: IPPool, ip: string): PodIP {
     pool: pool.metadata.name,
     ...(pool.spec.gateway ? { gateway: pool.spec.gateway } : {}),
     ...(pool.spec.vlan !== undefined ? { vlan: pool.spec.vlan } : {}),
-    ...(pool.spec.routes?.length ? { routes: pool.spec.routes } : {}),
+    ...(routes.length > 0 ? { routes } : {}),
   };
 }
 
@@ -58,7 +59,8 @@ export function createAllocationActivities({ kubeConfig, store, cache, metrics }
       );
     }
     const namespace = await cache.namespace(input.namespace);
-    const nodeName = pod.spec?.nodeName;
+    // The node the pod's spec names is where it runs; the ADD's node only stands in for a spec without one.
+    const nodeName = pod.spec?.nodeName ?? input.node;
     const choose = async (pools: readonly IPPool[]) => {
       const node =
         nodeName && pools.some((p) => p.spec.nodeAffinity)
@@ -79,6 +81,7 @@ export function createAllocationActivities({ kubeConfig, store, cache, metrics }
       containerID: input.containerID,
       interface: input.interface,
       ...(nodeName ? { node: nodeName } : {}),
+      ...(input.network ? { network: input.network } : {}),
       ...(input.adoptFromUID ? { adoptFromUID: input.adoptFromUID } : {}),
     };
     try {

@@ -12,7 +12,7 @@ export function createEndpointActivities({ kubeConfig }: { kubeConfig: KubeConfi
   return {
     /** Creates or rewrites the pod's PodEndpoint so that it lists exactly `input.interfaces`. */
     async writePodEndpoint(input: PodEndpointInput): Promise<void> {
-      const ips: EndpointIP[] = Object.entries(input.interfaces).flatMap(([iface, { containerID, ips }]) =>
+      const ips: EndpointIP[] = Object.entries(input.interfaces).flatMap(([iface, { containerID, ips, network }]) =>
         ips.map((held) => ({
           interface: iface,
           address: held.address,
@@ -21,6 +21,7 @@ export function createEndpointActivities({ kubeConfig }: { kubeConfig: KubeConfi
           ...(held.gateway ? { gateway: held.gateway } : {}),
           ...(held.vlan !== undefined ? { vlan: held.vlan } : {}),
           containerID,
+          ...(network ? { network } : {}),
         })),
       );
       const status = {

@@ -12,10 +12,9 @@ import { duplicateIP, podTarget, poolTarget, unrecordedIP } from '../k8s/tidepoo
 import { PoolNotFoundError } from '../ipam/allocator.ts';
 import type { PoolWriter } from '../store/pool-writer.ts';
 import type { TidepoolMetrics } from '../metrics.ts';
-import { podLifecycleWorkflowId, TidepoolPod, TidepoolPodUID, TidepoolState } from '../temporal/names.ts';
+import { lifecycleStartOptions } from '../temporal/lifecycle-start.ts';
 import type { SweepScope } from '../contract/pools.ts';
 import { reclaimSignal, type PodIPLifecycleWorkflow, type ReclaimRequest } from '../contract/lifecycle.ts';
-import { lifecycleStaticDetails, lifecycleSummary } from '../temporal/lifecycle-details.ts';
 
 /** The sweep's activities: a live read and judgement of the cluster, and the hand-over of each leak to its lifecycle. */
 export function createSweepActivities({
@@ -145,23 +144,18 @@ export function createSweepActivities({
         if (!(await stillHeld(group))) continue;
         handedOver++;
         await client.workflow.signalWithStart<PodIPLifecycleWorkflow, [ReclaimRequest]>('podIPLifecycle', {
-          workflowId: podLifecycleWorkflowId(group.namespace, group.pod),
-          taskQueue,
-          args: [{ namespace: group.namespace, pod: group.pod }],
+          ...lifecycleStartOptions(
+            {
+              namespace: group.namespace,
+              pod: group.pod,
+              podUID: group.podUID,
+              state: 'Reclaiming',
+              startedBy: `GC sweep reclaim of ${group.ips.map((r) => r.ip).join(', ')}: ${group.reason}`,
+            },
+            taskQueue,
+          ),
           signal: reclaimSignal,
           signalArgs: [{ podUID: group.podUID, reason: group.reason, ips: group.ips }],
-          typedSearchAttributes: [
-            { key: TidepoolPod, value: `${group.namespace}/${group.pod}` },
-            { key: TidepoolPodUID, value: group.podUID },
-            { key: TidepoolState, value: 'Reclaiming' },
-          ],
-          staticSummary: lifecycleSummary(group.namespace, group.pod),
-          staticDetails: lifecycleStaticDetails({
-            namespace: group.namespace,
-            pod: group.pod,
-            podUID: group.podUID,
-            startedBy: `GC sweep reclaim of ${group.ips.map((r) => r.ip).join(', ')}: ${group.reason}`,
-          }),
         });
         heartbeat();
       }

@@ -2,20 +2,26 @@ import { ApplicationFailure } from '@temporalio/common';
 import {
   isGrpcServiceError,
   WithStartWorkflowOperation,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
   WorkflowUpdateRPCTimeoutOrCancelledError,
   type Client,
 } from '@temporalio/client';
-import type { AgentAddRequest, AgentAddResponse, AgentAttachment, AgentCheckRequest } from '../contract/agent-api.ts';
+import type { AgentAddRequest, AgentAddResponse, AgentAttachment, AgentCheckRequest, AgentGcRequest } from '../contract/agent-api.ts';
+import type { RuntimeGcResult, RuntimeGcWorkflow } from '../contract/runtime-gc.ts';
 import { attachmentProblem } from './requests.ts';
 import { listSpooledDels, removeSpooledDel, spoolDel } from '../cni/spool.ts';
 import { CNI_CODE_OF_FAILURE, CniErrorCode } from '../contract/cni-codes.ts';
 import { errorCauses, type FailureType } from '../contract/failures.ts';
-import { podLifecycleWorkflowId, TASK_QUEUE, TidepoolNode, TidepoolPod, TidepoolPodUID, TidepoolState } from '../temporal/names.ts';
+import { podLifecycleWorkflowId, runtimeGcWorkflowId, TASK_QUEUE } from '../temporal/names.ts';
+import { lifecycleStartOptions } from '../temporal/lifecycle-start.ts';
 import { allocateUpdate, releaseUpdate, stateQuery, type PodIP, type PodIPLifecycleWorkflow } from '../contract/lifecycle.ts';
-import { lifecycleStaticDetails, lifecycleSummary, shortContainerID } from '../temporal/lifecycle-details.ts';
+import { shortContainerID } from '../temporal/lifecycle-details.ts';
 import type { Log } from '../log.ts';
+import { parseDuration } from '../config.ts';
+import { NODE_DEFAULTS } from '../contract/defaults.ts';
 
 /** A failure the CNI plugin passes on as a CNI error: `code` is a CNI error code. */
 export class CniError extends Error {
@@ -36,7 +42,10 @@ export interface AgentOptions {
   temporalAddress: string;
   nodeName: string;
   addTimeoutMs: number;
+  /** The deadline of DEL, CHECK and GC. */
   delTimeoutMs: number;
+  /** NODE_DEFAULTS.agentStatusTimeout when absent. */
+  statusTimeoutMs?: number;
   spoolDir: string;
   taskQueue?: string;
   log?: Log;
@@ -81,6 +90,17 @@ function rootMessage(error: unknown): string {
   return message;
 }
 
+/**
+ * Temporal lists a poller for minutes after its worker died; a live worker starts a long poll (at most about a
+ * minute) again as soon as the last one returns, so a poller seen within this window is a worker polling now.
+ */
+const POLLER_SEEN_WITHIN_MS = 120_000;
+
+function timestampMs(timestamp: { seconds?: { toNumber(): number } | number | null; nanos?: number | null } | null | undefined): number {
+  const seconds = timestamp?.seconds;
+  return (typeof seconds === 'number' ? seconds : (seconds?.toNumber() ?? 0)) * 1000 + Math.floor((timestamp?.nanos ?? 0) / 1e6);
+}
+
 function routesOf(ips: PodIP[]): AgentAddResponse['routes'] {
   return ips.flatMap((ip) => (ip.routes ?? []).map((route) => ({ dst: route.dst, gw: route.gw })));
 }
@@ -99,25 +119,21 @@ export function createAgent(options: AgentOptions) {
     const ref = validateAttachment(body);
     const request = body as Partial<AgentAddRequest>;
     const podName = `${ref.podNamespace}/${ref.podName}`;
+    // Where the ADD came from; the lifecycle records the node the pod's spec names, where it actually runs.
+    const node = request.node ?? options.nodeName;
     const start = new WithStartWorkflowOperation<PodIPLifecycleWorkflow>('podIPLifecycle', {
-      workflowId: podLifecycleWorkflowId(ref.podNamespace, ref.podName),
-      taskQueue,
-      args: [{ namespace: ref.podNamespace, pod: ref.podName }],
+      ...lifecycleStartOptions(
+        {
+          namespace: ref.podNamespace,
+          pod: ref.podName,
+          podUID: ref.podUID,
+          ...(node ? { node } : {}),
+          state: 'Allocating',
+          startedBy: `CNI ADD of container ${shortContainerID(ref.containerID)} on interface ${ref.interface}`,
+        },
+        taskQueue,
+      ),
       workflowIdConflictPolicy: 'USE_EXISTING',
-      typedSearchAttributes: [
-        { key: TidepoolPod, value: podName },
-        { key: TidepoolPodUID, value: ref.podUID },
-        { key: TidepoolState, value: 'Allocating' },
-        ...(options.nodeName ? [{ key: TidepoolNode, value: options.nodeName }] : []),
-      ],
-      staticSummary: lifecycleSummary(ref.podNamespace, ref.podName),
-      staticDetails: lifecycleStaticDetails({
-        namespace: ref.podNamespace,
-        pod: ref.podName,
-        podUID: ref.podUID,
-        ...(options.nodeName ? { node: options.nodeName } : {}),
-        startedBy: `CNI ADD of container ${shortContainerID(ref.containerID)} on interface ${ref.interface}`,
-      }),
     });
     try {
       const result = await client.withDeadline(Date.now() + options.addTimeoutMs, () =>
@@ -128,6 +144,8 @@ export function createAgent(options: AgentOptions) {
               containerID: ref.containerID,
               interface: ref.interface,
               defaultPools: { ipv4: request.defaultPools?.ipv4 ?? [], ipv6: request.defaultPools?.ipv6 ?? [] },
+              ...(request.network ? { network: request.network } : {}),
+              ...(node ? { node } : {}),
             },
           ],
           startWorkflowOperation: start,
@@ -232,6 +250,71 @@ export function createAgent(options: AgentOptions) {
     }
   }
 
+  /**
+   * CNI GC: runs the `runtimeGc` workflow of this network on this node and waits for it within the DEL
+   * deadline. Nothing is spooled: the runtime calls GC again, and a GC is idempotent.
+   */
+  async function gc(body: unknown): Promise<RuntimeGcResult> {
+    const request = body as AgentGcRequest;
+    const node = request.node ?? options.nodeName;
+    const what = `the GC of network ${request.network}`;
+    if (!node) {
+      throw new CniError(
+        CniErrorCode.InvalidNetworkConfig,
+        `${what} names no node: set NODE_NAME for the tidepool agent, or ipam.node_name in the network configuration`,
+      );
+    }
+    try {
+      return await client.withDeadline(Date.now() + options.delTimeoutMs, () =>
+        client.workflow.execute<RuntimeGcWorkflow>('runtimeGc', {
+          workflowId: runtimeGcWorkflowId(node, request.network),
+          taskQueue,
+          args: [{ network: request.network, node, validAttachments: request.validAttachments }],
+          staticSummary: `runtime GC of network ${request.network} on node ${node}`,
+        }),
+      );
+    } catch (error) {
+      if (error instanceof WorkflowExecutionAlreadyStartedError) {
+        throw new CniError(CniErrorCode.TryAgainLater, `${what} on node ${node} is still running from an earlier call; call GC again`);
+      }
+      if (error instanceof WorkflowFailedError || isUnreachable(error)) {
+        throw new CniError(
+          CniErrorCode.TryAgainLater,
+          `Tidepool did not finish ${what} on node ${node} within ${options.delTimeoutMs / 1000} s: ` +
+            `is Temporal reachable at ${options.temporalAddress} and a tidepool worker polling task queue ${taskQueue}? GC is safe to call again`,
+          rootMessage(error),
+        );
+      }
+      throw error;
+    }
+  }
+
+  /** CNI STATUS: whether an ADD could be served now, i.e. Temporal answers and a worker polls the task queue. */
+  async function status(): Promise<void> {
+    const statusTimeoutMs = options.statusTimeoutMs ?? parseDuration(NODE_DEFAULTS.agentStatusTimeout, 'the STATUS deadline');
+    let pollers;
+    try {
+      const queue = await client.withDeadline(Date.now() + statusTimeoutMs, () =>
+        client.workflowService.describeTaskQueue({ namespace: client.options.namespace, taskQueue: { name: taskQueue } }),
+      );
+      pollers = queue.pollers ?? [];
+    } catch (error) {
+      throw new CniError(
+        CniErrorCode.PluginNotAvailable,
+        `Temporal did not answer within ${statusTimeoutMs / 1000} s at ${options.temporalAddress}: Tidepool cannot allocate IPs`,
+        rootMessage(error),
+      );
+    }
+    const now = Date.now();
+    if (!pollers.some((poller) => now - timestampMs(poller.lastAccessTime) < POLLER_SEEN_WITHIN_MS)) {
+      throw new CniError(
+        CniErrorCode.PluginNotAvailable,
+        `no tidepool worker polls task queue ${taskQueue} at ${options.temporalAddress}: Tidepool cannot allocate IPs`,
+        `Temporal saw no poller on the task queue in the last ${POLLER_SEEN_WITHIN_MS / 1000} s; is the tidepool-worker Deployment running?`,
+      );
+    }
+  }
+
   /** Replays spooled DELs, oldest first; keeps those Temporal still cannot take. */
   async function replaySpool(): Promise<{ replayed: number; pending: number }> {
     let replayed = 0;
@@ -255,7 +338,7 @@ export function createAgent(options: AgentOptions) {
     return { replayed, pending };
   }
 
-  return { add, del, check, replaySpool };
+  return { add, del, check, gc, status, replaySpool };
 }
 
 export type Agent = ReturnType<typeof createAgent>;

@@ -42,7 +42,7 @@ function send(response: http.ServerResponse, status: number, body: unknown): voi
 
 /**
  * Serves the agent API on a unix socket readable and writable by root only (mode 0600):
- * POST /v1/cni/add, /v1/cni/del, /v1/cni/check with JSON bodies; GET /healthz. Errors answer
+ * POST /v1/cni/add, /v1/cni/del, /v1/cni/check, /v1/cni/gc, /v1/cni/status with JSON bodies; GET /healthz. Errors answer
  * `{code, msg, details}` with a CNI error code.
  */
 export async function serveAgent(agent: Agent, socketPath: string, onError: (error: Error) => void = () => {}): Promise<http.Server> {
@@ -50,6 +50,8 @@ export async function serveAgent(agent: Agent, socketPath: string, onError: (err
     [AGENT_PATHS.ADD]: (body) => agent.add(body),
     [AGENT_PATHS.DEL]: async (body) => (await agent.del(body), {}),
     [AGENT_PATHS.CHECK]: async (body) => (await agent.check(body), {}),
+    [AGENT_PATHS.GC]: (body) => agent.gc(body),
+    [AGENT_PATHS.STATUS]: async () => (await agent.status(), {}),
   };
   const server = http.createServer((request, response) => {
     // Answers after the body is read (and dropped): answered early, a client still sending gets EPIPE, not the answer.

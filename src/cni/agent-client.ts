@@ -2,8 +2,16 @@
 // deadline, with every way the call can fail turned into the CNI error to report.
 import { request } from 'node:http';
 import { isIP } from 'node:net';
-import { AGENT_PATHS, type AgentAddRequest, type AgentAddResponse, type AgentCheckRequest, type AgentDelRequest } from '../contract/agent-api.ts';
+import {
+  AGENT_PATHS,
+  type AgentAddRequest,
+  type AgentAddResponse,
+  type AgentCheckRequest,
+  type AgentDelRequest,
+  type AgentGcRequest,
+} from '../contract/agent-api.ts';
 import { CniErrorCode } from '../contract/cni-codes.ts';
+import type { RuntimeGcResult } from '../contract/runtime-gc.ts';
 import type { CniError } from './spec.ts';
 
 export interface AgentEndpoint {
@@ -47,6 +55,37 @@ export async function agentCheck(endpoint: AgentEndpoint, body: AgentCheckReques
   return answer.ok ? { ok: true, value: undefined } : answer;
 }
 
+export async function agentGc(endpoint: AgentEndpoint, body: AgentGcRequest): Promise<AgentOutcome<RuntimeGcResult>> {
+  const answer = await post(endpoint, 'GC', body);
+  if (!answer.ok) return answer;
+  const { released, stale, tooYoung } = answer.value as Partial<Record<keyof RuntimeGcResult, unknown>>;
+  if (!Array.isArray(released) || !released.every((ip) => typeof ip === 'string') || typeof stale !== 'number' || typeof tooYoung !== 'number') {
+    return badAnswer(endpoint, 'GC', 'not a GC result {"released": [...], "stale", "tooYoung"}', JSON.stringify(answer.value));
+  }
+  return { ok: true, value: answer.value as RuntimeGcResult };
+}
+
+/**
+ * STATUS: an agent that cannot be reached means the plugin is not available (code 50), not "try again" (11):
+ * a runtime reports the network not ready, and the kubelet schedules no new pods on the node until it is.
+ */
+export async function agentStatus(endpoint: AgentEndpoint): Promise<AgentOutcome<void>> {
+  const answer = await post(endpoint, 'STATUS', {});
+  if (answer.ok) return { ok: true, value: undefined };
+  const { kind, error } = answer.failure;
+  if (kind === 'rejected' || error.code === CniErrorCode.PluginNotAvailable) return answer;
+  return failure(kind, { ...error, code: CniErrorCode.PluginNotAvailable });
+}
+
+/** The `ipam` key that sets each command's deadline. */
+const DEADLINE_KEY: Record<Operation, string> = {
+  ADD: 'add_timeout_seconds',
+  DEL: 'del_timeout_seconds',
+  CHECK: 'del_timeout_seconds',
+  GC: 'del_timeout_seconds',
+  STATUS: 'status_timeout_seconds',
+};
+
 type Exchange =
   | { kind: 'answered'; status: number; text: string }
   | { kind: 'failed'; connected: boolean; error: NodeJS.ErrnoException }
@@ -63,7 +102,7 @@ async function post(endpoint: AgentEndpoint, operation: Operation, body: object)
         msg: `tidepool agent at ${socketPath} did not answer ${operation} within ${timeoutSeconds} s`,
         details:
           'the agent may be overloaded or waiting on Temporal or the Kubernetes API: see the tidepool-agent logs on ' +
-          `this node. The deadline is ipam.${operation === 'ADD' ? 'add' : 'del'}_timeout_seconds.`,
+          `this node. The deadline is ipam.${DEADLINE_KEY[operation]}.`,
       });
     case 'failed': {
       const errno = exchange.error.code ?? exchange.error.message;

@@ -43,10 +43,10 @@ export function parseCommand(value: string | undefined): CniCommand {
   return value as CniCommand;
 }
 
-export function parseAttachmentEnvironment(
-  env: CniEnvironment,
-  command: Exclude<CniCommand, 'VERSION'>,
-): AttachmentEnvironment {
+/** The commands that act on one attachment; GC and STATUS act on the network, VERSION on nothing. */
+export type AttachmentCommand = Extract<CniCommand, 'ADD' | 'DEL' | 'CHECK'>;
+
+export function parseAttachmentEnvironment(env: CniEnvironment, command: AttachmentCommand): AttachmentEnvironment {
   const missing = ['CNI_CONTAINERID', ...(command === 'DEL' ? [] : ['CNI_NETNS']), 'CNI_IFNAME'].filter(
     (name) => !env[name],
   );

@@ -1,5 +1,6 @@
 // The `ipam` section of the network configuration: which IPPools to draw from, where the agent and the
 // spool are, and how long to wait. Pure: it throws an InvocationProblem for the CNI error to print.
+import { nodeNameProblem } from '../contract/attachment.ts';
 import { isObject } from '../contract/values.ts';
 import { fail, show } from './invocation-problem.ts';
 import { CniErrorCode } from '../contract/cni-codes.ts';
@@ -19,7 +20,10 @@ export interface TidepoolIpamConfig {
   agentSocket: string;
   addTimeoutSeconds: number;
   delTimeoutSeconds: number;
+  statusTimeoutSeconds: number;
   spoolDir: string;
+  /** The node this configuration serves (`node_name`), for an agent that serves more than one; the agent's own otherwise. */
+  nodeName?: string;
 }
 
 export function parseIpamConfig(config: Record<string, unknown>): TidepoolIpamConfig {
@@ -43,12 +47,15 @@ export function parseIpamConfig(config: Record<string, unknown>): TidepoolIpamCo
         'the CNI bin directory',
     );
   }
+  const nodeName = optionalNodeName(ipam, 'node_name');
   return {
+    ...(nodeName === undefined ? {} : { nodeName }),
     defaultIpv4Pools: poolList(ipam, 'default_ipv4_ippool'),
     defaultIpv6Pools: poolList(ipam, 'default_ipv6_ippool'),
     agentSocket: socketPath(ipam, 'agent_socket', NODE_DEFAULTS.agentSocket),
     addTimeoutSeconds: timeoutSeconds(ipam, 'add_timeout_seconds', NODE_DEFAULTS.pluginAddTimeoutSeconds),
     delTimeoutSeconds: timeoutSeconds(ipam, 'del_timeout_seconds', NODE_DEFAULTS.pluginDelTimeoutSeconds),
+    statusTimeoutSeconds: timeoutSeconds(ipam, 'status_timeout_seconds', NODE_DEFAULTS.pluginStatusTimeoutSeconds),
     spoolDir: absolutePath(ipam, 'spool_dir', NODE_DEFAULTS.spoolDir),
   };
 }
@@ -60,6 +67,14 @@ function poolList(ipam: Record<string, unknown>, key: string): string[] {
     fail(CniErrorCode.InvalidNetworkConfig, `ipam.${key} must be a list of non-empty IPPool names, got ${show(value)}`);
   }
   return value as string[];
+}
+
+function optionalNodeName(ipam: Record<string, unknown>, key: string): string | undefined {
+  const value = ipam[key];
+  if (value === undefined) return undefined;
+  const problem = typeof value === 'string' ? nodeNameProblem(value) : 'is not a string';
+  if (problem !== undefined) fail(CniErrorCode.InvalidNetworkConfig, `ipam.${key} ${show(value)} ${problem}`);
+  return value as string;
 }
 
 function absolutePath(ipam: Record<string, unknown>, key: string, fallback: string): string {

@@ -1,6 +1,8 @@
 // Turns one plugin invocation (CNI_* environment and the network configuration on stdin) into a validated
 // request, or into the CNI error to print. Pure: no I/O, and it never throws.
-import { parseAttachmentEnvironment, parseCommand, type CniEnvironment, type PodIdentity } from './environment.ts';
+import { containerIDProblem, interfaceNameProblem, networkNameProblem } from '../contract/attachment.ts';
+import type { GcAttachment } from '../contract/runtime-gc.ts';
+import { parseAttachmentEnvironment, parseCommand, type AttachmentCommand, type CniEnvironment, type PodIdentity } from './environment.ts';
 import { isObject } from '../contract/values.ts';
 import { InvocationProblem, fail, show } from './invocation-problem.ts';
 import { parseIpamConfig, type TidepoolIpamConfig } from './ipam-config.ts';
@@ -8,14 +10,16 @@ import { CniErrorCode } from '../contract/cni-codes.ts';
 import {
   NEWEST_CNI_VERSION,
   SUPPORTED_CNI_VERSIONS,
+  VALID_ATTACHMENTS_KEY,
   isSupportedCniVersion,
+  negotiateCniVersion,
   supportsCheck,
+  supportsGcAndStatus,
   type CniError,
   type CniVersion,
 } from './spec.ts';
 
 interface AttachmentInvocation {
-  cniVersion: CniVersion;
   containerID: string;
   interface: string;
   pod: PodIdentity;
@@ -24,9 +28,12 @@ interface AttachmentInvocation {
 
 export type Invocation =
   | { command: 'VERSION'; cniVersion: string }
-  | (AttachmentInvocation & { command: 'ADD'; netns: string })
-  | (AttachmentInvocation & { command: 'DEL' })
-  | (AttachmentInvocation & { command: 'CHECK'; netns: string; prevResultAddresses: string[] });
+  | (AttachmentInvocation & { command: 'ADD'; cniVersion: CniVersion; netns: string; network?: string })
+  /** A DEL is taken whatever its version, so its cniVersion is the configuration's own when Tidepool does not speak it. */
+  | (AttachmentInvocation & { command: 'DEL'; cniVersion: string })
+  | (AttachmentInvocation & { command: 'CHECK'; cniVersion: CniVersion; netns: string; prevResultAddresses: string[] })
+  | { command: 'GC'; cniVersion: CniVersion; network: string; ipam: TidepoolIpamConfig; validAttachments: GcAttachment[] }
+  | { command: 'STATUS'; cniVersion: CniVersion; ipam: TidepoolIpamConfig };
 
 export type ParsedInvocation =
   { ok: true; invocation: Invocation } | { ok: false; cniVersion: string; error: CniError };
@@ -96,7 +103,12 @@ function interpret(env: CniEnvironment, decoded: DecodedConfig): Invocation {
   }
   if (!decoded.ok) throw new InvocationProblem(decoded.error);
   const config = decoded.config;
-  const cniVersion = parseCniVersion(config.cniVersion);
+  const negotiated = negotiateCniVersion(config.cniVersion, config.cniVersions);
+  if (command === 'DEL') {
+    // Refusing a DEL for its version alone would leak what an ADD of that version allocated.
+    return { command, cniVersion: negotiated ?? errorCniVersion(decoded), ...attachmentOf(env, command, config).attachment };
+  }
+  const cniVersion = negotiated ?? incompatibleVersion(config);
   if (command === 'CHECK' && !supportsCheck(cniVersion)) {
     fail(
       CniErrorCode.IncompatibleVersion,
@@ -104,29 +116,85 @@ function interpret(env: CniEnvironment, decoded: DecodedConfig): Invocation {
       'CHECK was introduced in CNI spec 0.4.0; a runtime must not call CHECK for an older network configuration',
     );
   }
-
-  const { netns, ...identity } = parseAttachmentEnvironment(env, command);
-  const attachment: AttachmentInvocation = { cniVersion, ...identity, ipam: parseIpamConfig(config) };
+  if ((command === 'GC' || command === 'STATUS') && !supportsGcAndStatus(cniVersion)) {
+    fail(
+      CniErrorCode.IncompatibleVersion,
+      `${command} is not supported by CNI ${cniVersion}`,
+      `${command} was introduced in CNI spec 1.1.0; a runtime must not call it for an older network configuration`,
+    );
+  }
   switch (command) {
-    case 'ADD':
-      return { command, ...attachment, netns };
-    case 'DEL':
-      return { command, ...attachment };
-    case 'CHECK':
-      return { command, ...attachment, netns, prevResultAddresses: parsePrevResultAddresses(config.prevResult) };
+    case 'ADD': {
+      const network = config.name === undefined ? {} : { network: networkName(config) };
+      const { attachment, netns } = attachmentOf(env, command, config);
+      return { command, cniVersion, ...attachment, netns, ...network };
+    }
+    case 'CHECK': {
+      const { attachment, netns } = attachmentOf(env, command, config);
+      return { command, cniVersion, ...attachment, netns, prevResultAddresses: parsePrevResultAddresses(config.prevResult) };
+    }
+    case 'GC':
+      return {
+        command,
+        cniVersion,
+        network: networkName(config),
+        ipam: parseIpamConfig(config),
+        validAttachments: parseValidAttachments(config[VALID_ATTACHMENTS_KEY]),
+      };
+    case 'STATUS':
+      return { command, cniVersion, ipam: parseIpamConfig(config) };
   }
 }
 
-function parseCniVersion(value: unknown): CniVersion {
-  if (isSupportedCniVersion(value)) return value;
+function attachmentOf(env: CniEnvironment, command: AttachmentCommand, config: Record<string, unknown>): { attachment: AttachmentInvocation; netns: string } {
+  const { netns, ...identity } = parseAttachmentEnvironment(env, command);
+  return { attachment: { ...identity, ipam: parseIpamConfig(config) }, netns };
+}
+
+function incompatibleVersion(config: Record<string, unknown>): never {
   const supported = SUPPORTED_CNI_VERSIONS.join(', ');
-  fail(
-    CniErrorCode.IncompatibleVersion,
-    'incompatible CNI version',
-    value === undefined
-      ? `the network configuration has no cniVersion; tidepool-cni supports ${supported}`
-      : `the network configuration's cniVersion is ${show(value)}; tidepool-cni supports ${supported}`,
-  );
+  const offered =
+    config.cniVersions !== undefined
+      ? `cniVersion ${show(config.cniVersion)} and cniVersions ${show(config.cniVersions)}`
+      : config.cniVersion === undefined
+        ? 'no cniVersion'
+        : `cniVersion ${show(config.cniVersion)}`;
+  fail(CniErrorCode.IncompatibleVersion, 'incompatible CNI version', `the network configuration has ${offered}; tidepool-cni supports ${supported}`);
+}
+
+/** The configuration's `name`, recorded with an ADD's IPs; GC frees what is not listed, so it needs the network it is for. */
+function networkName(config: Record<string, unknown>): string {
+  const problem = fieldProblem('name', config.name, networkNameProblem);
+  if (problem !== undefined) fail(CniErrorCode.InvalidNetworkConfig, `the network configuration's ${problem}`, `got ${show(config.name)}`);
+  return config.name as string;
+}
+
+/** `cni.dev/valid-attachments`: `[{"containerID": ..., "ifname": ...}]`. Required: an absent list would free every attachment. */
+function parseValidAttachments(value: unknown): GcAttachment[] {
+  if (!Array.isArray(value)) {
+    fail(
+      CniErrorCode.InvalidNetworkConfig,
+      `GC needs ${VALID_ATTACHMENTS_KEY} as a list, got ${show(value)}`,
+      'the runtime lists the attachments it still has as [{"containerID": ..., "ifname": ...}]; Tidepool frees the rest',
+    );
+  }
+  return value.map((entry: unknown, index) => {
+    const { containerID, ifname } = isObject(entry) ? entry : {};
+    const problems = [
+      fieldProblem('containerID', containerID, containerIDProblem),
+      fieldProblem('ifname', ifname, interfaceNameProblem),
+    ].filter((problem) => problem !== undefined);
+    if (problems.length > 0) {
+      fail(CniErrorCode.InvalidNetworkConfig, `${VALID_ATTACHMENTS_KEY}[${index}] ${show(entry)}: ${problems.join('; ')}`);
+    }
+    return { containerID: containerID as string, interface: ifname as string };
+  });
+}
+
+function fieldProblem(name: string, value: unknown, rule: (value: string) => string | undefined): string | undefined {
+  if (typeof value !== 'string') return `${name} is not a string`;
+  const problem = rule(value);
+  return problem === undefined ? undefined : `${name} ${problem}`;
 }
 
 function parsePrevResultAddresses(prevResult: unknown): string[] {

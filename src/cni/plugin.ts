@@ -1,6 +1,6 @@
 // One run of tidepool-cni: from the CNI_* environment and stdin to what goes to stdout, stderr and the
 // exit code. Every failure ends as a spec-shaped error result.
-import { agentAdd, agentCheck, agentDel, type AgentFailure } from './agent-client.ts';
+import { agentAdd, agentCheck, agentDel, agentGc, agentStatus, type AgentFailure } from './agent-client.ts';
 import type { CniEnvironment } from './environment.ts';
 import { parseInvocation, type Invocation } from './netconf.ts';
 import { addResult, errorResult, versionResult } from './result.ts';
@@ -40,8 +40,30 @@ export function unexpectedError(error: unknown): CniError {
 }
 
 async function dispatch(invocation: Invocation): Promise<PluginOutput> {
-  if (invocation.command === 'VERSION') return succeeded(versionResult(invocation.cniVersion));
+  switch (invocation.command) {
+    case 'VERSION':
+      return succeeded(versionResult(invocation.cniVersion));
+    case 'GC': {
+      const { cniVersion, ipam, network, validAttachments } = invocation;
+      const outcome = await agentGc(
+        { socketPath: ipam.agentSocket, timeoutSeconds: ipam.delTimeoutSeconds },
+        { network, validAttachments, ...(ipam.nodeName ? { node: ipam.nodeName } : {}) },
+      );
+      if (!outcome.ok) return failed(cniVersion, outcome.failure.error);
+      const { released, stale, tooYoung } = outcome.value;
+      const log = `tidepool-cni: GC of network ${network}: ${stale} stale attachments, ${released.length} IPs released, ${tooYoung} too young to release\n`;
+      return succeeded(undefined, log);
+    }
+    case 'STATUS': {
+      const outcome = await agentStatus({ socketPath: invocation.ipam.agentSocket, timeoutSeconds: invocation.ipam.statusTimeoutSeconds });
+      return outcome.ok ? succeeded() : failed(invocation.cniVersion, outcome.failure.error);
+    }
+    default:
+      return dispatchAttachment(invocation);
+  }
+}
 
+async function dispatchAttachment(invocation: Extract<Invocation, { command: 'ADD' | 'DEL' | 'CHECK' }>): Promise<PluginOutput> {
   const { cniVersion, containerID, interface: interfaceName, pod, ipam } = invocation;
   const attachment = { containerID, interface: interfaceName, ...pod };
   switch (invocation.command) {
@@ -52,9 +74,11 @@ async function dispatch(invocation: Invocation): Promise<PluginOutput> {
           ...attachment,
           netns: invocation.netns,
           defaultPools: { ipv4: ipam.defaultIpv4Pools, ipv6: ipam.defaultIpv6Pools },
+          ...(invocation.network ? { network: invocation.network } : {}),
+          ...(ipam.nodeName ? { node: ipam.nodeName } : {}),
         },
       );
-      return outcome.ok ? succeeded(addResult(cniVersion, outcome.value)) : failed(cniVersion, outcome.failure.error);
+      return outcome.ok ? succeeded(addResult(invocation.cniVersion, outcome.value)) : failed(cniVersion, outcome.failure.error);
     }
     case 'CHECK': {
       const outcome = await agentCheck(

@@ -5,11 +5,11 @@ import { SUPPORTED_CNI_VERSIONS, type CniError, type CniVersion } from './spec.t
 /**
  * The abbreviated Success result of a delegated IPAM plugin: no `interfaces`, and no `interface` index in
  * `ips` (the main plugin fills those in). Spec 0.3.x/0.4.0 entries carry `version` ("4" or "6"); 1.0.0
- * removed it. `routes` is omitted when empty and `dns` is empty, as host-local does.
+ * removed it, and 1.1.0 left the result as 1.0.0 has it. `routes` is omitted when empty and `dns` is empty, as host-local does.
  */
 export type IpamResult =
   | {
-      cniVersion: '1.0.0';
+      cniVersion: '1.0.0' | '1.1.0';
       ips: { address: string; gateway?: string }[];
       routes?: AgentRoute[];
       dns: Record<string, never>;
@@ -34,7 +34,7 @@ export interface VersionResult {
 export function addResult(cniVersion: CniVersion, allocation: AgentAddResponse): IpamResult {
   const routes = allocation.routes.map(({ dst, gw }): AgentRoute => (gw === undefined ? { dst } : { dst, gw }));
   const routesPart = routes.length > 0 ? { routes } : {};
-  if (cniVersion === '1.0.0') {
+  if (cniVersion === '1.0.0' || cniVersion === '1.1.0') {
     const ips = allocation.ips.map(({ address, gateway }) =>
       gateway === undefined ? { address } : { address, gateway },
     );

@@ -1,11 +1,14 @@
 // The wire contract between tidepool-cni and the node-local tidepool agent: HTTP/1.1 with JSON bodies over
 // a unix socket. Both sides import these types; nothing here runs.
 import type { DefaultPools, PodIP } from './lifecycle.ts';
+import type { GcAttachment } from './runtime-gc.ts';
 
 export const AGENT_PATHS = {
   ADD: '/v1/cni/add',
   DEL: '/v1/cni/del',
   CHECK: '/v1/cni/check',
+  GC: '/v1/cni/gc',
+  STATUS: '/v1/cni/status',
 } as const;
 
 /** Identifies one attachment, (containerID, interface), and the pod it belongs to. */
@@ -21,6 +24,17 @@ export interface AgentAttachment {
 export interface AgentAddRequest extends AgentAttachment {
   netns: string;
   defaultPools: Required<DefaultPools>;
+  /** The CNI network (the configuration's `name`), recorded with the IPs for the runtime's GC. */
+  network?: string;
+  /** The node the configuration names (`ipam.node_name`); the agent's own otherwise. */
+  node?: string;
+}
+
+/** CNI GC: release this network's attachments on the node that `validAttachments` does not list. */
+export interface AgentGcRequest {
+  network: string;
+  node?: string;
+  validAttachments: GcAttachment[];
 }
 
 export type AgentDelRequest = AgentAttachment;
@@ -38,7 +52,7 @@ export interface AgentRoute {
   gw?: string;
 }
 
-/** 200 answer to ADD, and what the plugin shapes its result from. DEL and CHECK answer 200 with `{}`. */
+/** 200 answer to ADD, and what the plugin shapes its result from. DEL, CHECK and STATUS answer 200 with `{}`, GC with a RuntimeGcResult. */
 export interface AgentAddResponse {
   ips: AgentIP[];
   routes: AgentRoute[];

@@ -7,13 +7,22 @@ import { showValue } from './values.ts';
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const MAX_POD_UID_LENGTH = 128;
 
-/** CNI spec: a container ID is alphanumeric plus "_", "." and "-", starting with a letter or digit. */
-export function containerIDProblem(containerID: string): string | undefined {
-  if (containerID === '') return 'is empty';
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(containerID)) {
-    return 'has invalid characters: a container ID starts with a letter or digit, followed by letters, digits, "_", "." or "-"';
+/** The CNI spec's rule for a container ID and a network name: alphanumeric plus "_", "." and "-", starting with a letter or digit. */
+function cniIdentifierProblem(value: string, what: string): string | undefined {
+  if (value === '') return 'is empty';
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(value)) {
+    return `has invalid characters: a ${what} starts with a letter or digit, followed by letters, digits, "_", "." or "-"`;
   }
   return undefined;
+}
+
+export function containerIDProblem(containerID: string): string | undefined {
+  return cniIdentifierProblem(containerID, 'container ID');
+}
+
+/** A network configuration's `name`. */
+export function networkNameProblem(name: string): string | undefined {
+  return cniIdentifierProblem(name, 'network name');
 }
 
 /** A Kubernetes namespace name: a DNS-1123 label (lower-case letters, digits and "-", at most 63). */
@@ -24,10 +33,20 @@ export function namespaceNameProblem(name: string): string | undefined {
   return undefined;
 }
 
+const isDnsSubdomain = (name: string) => name.length <= 253 && name.split('.').every((label) => DNS_LABEL.test(label));
+
 /** A Kubernetes pod name: a DNS-1123 subdomain (dot-separated DNS labels, at most 253). */
 export function podNameProblem(name: string): string | undefined {
-  if (name.length > 253 || !name.split('.').every((label) => DNS_LABEL.test(label))) {
+  if (!isDnsSubdomain(name)) {
     return 'is not a Kubernetes pod name (at most 253 lower-case letters, digits, "-" or ".", as in a DNS subdomain)';
+  }
+  return undefined;
+}
+
+/** A Kubernetes node name: a DNS-1123 subdomain, as a pod name. */
+export function nodeNameProblem(name: string): string | undefined {
+  if (!isDnsSubdomain(name)) {
+    return 'is not a Kubernetes node name (at most 253 lower-case letters, digits, "-" or ".", as in a DNS subdomain)';
   }
   return undefined;
 }

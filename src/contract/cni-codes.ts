@@ -14,6 +14,8 @@ export const CniErrorCode = {
   DecodingFailure: 6,
   InvalidNetworkConfig: 7,
   TryAgainLater: 11,
+  /** STATUS: the plugin cannot serve ADDs now (the agent, Temporal or every worker is away). */
+  PluginNotAvailable: 50,
   Internal: 999,
   /** No pool the pod may use has a free IP. */
   NoFreeIP: 100,

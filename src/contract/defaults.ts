@@ -7,12 +7,16 @@ export const NODE_DEFAULTS = {
   /** The plugin's deadlines for the agent's answer (`ipam.add_timeout_seconds`, `ipam.del_timeout_seconds`). */
   pluginAddTimeoutSeconds: 30,
   pluginDelTimeoutSeconds: 10,
+  /** STATUS is short: the runtime asks often, and a slow answer is itself a sign of trouble (`ipam.status_timeout_seconds`). */
+  pluginStatusTimeoutSeconds: 5,
   /**
    * The agent's deadlines for the lifecycle's answer (`TIDEPOOL_ADD_TIMEOUT`, `TIDEPOOL_DEL_TIMEOUT`): below the
    * plugin's, so the runtime sees the agent's error, which says what to check, rather than the plugin's timeout.
    */
   agentAddTimeout: '25s',
   agentDelTimeout: '8s',
+  /** `TIDEPOOL_STATUS_TIMEOUT`: how long STATUS waits for Temporal's answer on the task queue's pollers. */
+  agentStatusTimeout: '3s',
 } as const;
 
 /**

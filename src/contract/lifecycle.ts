@@ -17,6 +17,10 @@ export interface AllocateRequest {
   containerID: string;
   interface: string;
   defaultPools: DefaultPools;
+  /** The CNI network (the configuration's `name`); absent from agents older than it. */
+  network?: string;
+  /** The node the ADD came from, for a pod whose spec names none. */
+  node?: string;
 }
 
 export interface AllocateResult {
@@ -43,6 +47,9 @@ export type LifecycleState = 'Allocating' | 'Allocated' | 'Retained' | 'Released
 export interface InterfaceAllocation {
   containerID: string;
   ips: PodIP[];
+  network?: string;
+  /** Epoch ms of the ADD that gave this container its IPs; absent in histories written before it. */
+  allocatedAt?: number;
 }
 
 /** What a lifecycle knows; carried across continue-as-new and answered by the `state` query. */
@@ -83,6 +90,22 @@ export interface PodEvent {
 }
 
 /**
+ * From the runtime's GC (CNI GC with `cni.dev/valid-attachments`): this attachment of network `network` on
+ * `node` is not in the runtime's list of `validAttachments` attachments; release its records unless an ADD
+ * gave them after `allocatedBefore` (epoch ms).
+ */
+export interface RuntimeGcReleaseRequest {
+  podUID: string;
+  containerID: string;
+  interface: string;
+  network: string;
+  node: string;
+  validAttachments: number;
+  ips: { ip: string; pool: string }[];
+  allocatedBefore: number;
+}
+
+/**
  * From a GC sweep (or, for StaleRecord, the controller): these records of this pod UID were judged leaked;
  * reclaim them. Every reason but StaleRecord reclaims all the lifecycle holds for the pod UID too; StaleRecord
  * releases only the named records of the live pod, each after a live look confirms nothing the pod uses names it.
@@ -101,6 +124,7 @@ export interface LifecycleInput {
 
 export const allocateUpdate = defineUpdate<AllocateResult, [AllocateRequest]>('allocate');
 export const releaseUpdate = defineUpdate<ReleaseResult, [ReleaseRequest]>('release');
+export const runtimeGcReleaseUpdate = defineUpdate<ReleaseResult, [RuntimeGcReleaseRequest]>('runtimeGcRelease');
 export const stateQuery = defineQuery<LifecycleSnapshot>('state');
 export const podEventSignal = defineSignal<[PodEvent]>('podEvent');
 export const reclaimSignal = defineSignal<[ReclaimRequest]>('reclaim');
@@ -133,6 +157,9 @@ export interface AllocateIPsInput {
   containerID: string;
   interface: string;
   defaultPools: DefaultPools;
+  network?: string;
+  /** The node the ADD came from, recorded when the pod's spec names none. */
+  node?: string;
   /** Take over the IPs the previous pod of this StatefulSet ordinal (this UID) holds. */
   adoptFromUID?: string;
 }
@@ -183,7 +210,7 @@ export interface PodEndpointInput {
   node?: string;
   ownerKind?: string;
   ownerName?: string;
-  interfaces: Record<string, { containerID: string; ips: PodIP[] }>;
+  interfaces: Record<string, { containerID: string; ips: PodIP[]; network?: string }>;
 }
 
 export interface RemoveEndpointInput {

@@ -20,7 +20,7 @@ export const RECLAIM_REASONS = [
 export type ReclaimReason = (typeof RECLAIM_REASONS)[number];
 
 /** Every release: a reclaim, or one of the lifecycle's own. */
-export const RELEASE_REASONS = ['CNIDel', 'PodRecreated', 'EndpointNotWritten', ...RECLAIM_REASONS] as const;
+export const RELEASE_REASONS = ['CNIDel', 'PodRecreated', 'EndpointNotWritten', ...RECLAIM_REASONS, 'RuntimeGC'] as const;
 export type ReleaseReason = (typeof RELEASE_REASONS)[number];
 
 const TEXT: Record<ReleaseReason, string> = {
@@ -38,6 +38,7 @@ const TEXT: Record<ReleaseReason, string> = {
   StaleRecord: 'a record of the live pod that neither its PodEndpoint nor its status.podIPs names',
   RunningWithoutPodIPs: 'the pod runs without status.podIPs',
   EndpointWithoutPod: 'its PodEndpoint outlived the pod',
+  RuntimeGC: "released by the runtime's GC: the container runtime no longer lists the attachment as valid",
 };
 
 export function isReclaimReason(reason: ReleaseReason): reason is ReclaimReason {

@@ -36,6 +36,8 @@ export interface Holder {
   interface: string;
   containerID?: string;
   node?: string;
+  /** The CNI network of the attachment, as its PodEndpoint entry names it. */
+  network?: string;
   terminating: boolean;
   /** The pool a PodEndpoint names; a claim from `status.podIPs` names none and counts for the pool whose ranges hold the IP. */
   pool?: string;
@@ -75,6 +77,7 @@ export function liveHolders(endpoints: readonly PodEndpoint[], pods: readonly Li
         podUID: pod.uid,
         interface: entry.interface,
         ...(entry.containerID ? { containerID: entry.containerID } : {}),
+        ...(entry.network ? { network: entry.network } : {}),
         ...(node ? { node } : {}),
         terminating: pod.terminating,
         pool: entry.pool,
@@ -170,6 +173,7 @@ export function recordOf(holder: Holder, now: string): AllocationRecord {
     ...(holder.containerID ? { containerID: holder.containerID } : {}),
     interface: holder.interface,
     ...(holder.node ? { node: holder.node } : {}),
+    ...(holder.network ? { network: holder.network } : {}),
     allocatedAt: now,
   };
 }

@@ -1,5 +1,5 @@
 import type { IPPool, IPPoolSpec } from '../k8s/types.ts';
-import type { Family } from '../contract/lifecycle.ts';
+import type { Family, Route } from '../contract/lifecycle.ts';
 import { formatIP, IPAMInputError, parseIP, parseSubnet, type Subnet } from './ip.ts';
 import { IPSet } from './ranges.ts';
 
@@ -47,6 +47,17 @@ export function poolFamily(spec: IPPoolSpec): Family {
 }
 
 /** The address with the subnet's prefix length, as CNI results and PodEndpoints carry it. */
+export const DEFAULT_ROUTE_DST: Record<Family, string> = { 4: '0.0.0.0/0', 6: '::/0' };
+
+/**
+ * The routes an interface of this pool gets: the default route via the gateway (unless `defaultRoute` is
+ * false, as for a second NIC whose pod has its default route elsewhere), then `spec.routes`.
+ */
+export function poolRoutes(spec: IPPoolSpec, family: Family): Route[] {
+  const viaGateway = spec.gateway && spec.defaultRoute !== false ? [{ dst: DEFAULT_ROUTE_DST[family], gw: spec.gateway }] : [];
+  return [...viaGateway, ...(spec.routes ?? [])];
+}
+
 export function addressWithPrefix(addresses: PoolAddresses, ip: string): string {
   return `${ip}/${addresses.subnet.prefix}`;
 }

@@ -14,6 +14,8 @@ export interface AllocationRequest {
   containerID: string;
   interface: string;
   node?: string;
+  /** The CNI network the attachment belongs to. */
+  network?: string;
   /**
    * A StatefulSet pod re-created under the same name: take over the record that the previous pod (this UID)
    * holds on the same interface, so the pod keeps its IP.
@@ -103,7 +105,13 @@ export function allocateInStatus(
     const held = Object.entries(records).find(([, record]) => same(record, uid));
     if (held) {
       const [ip, record] = held;
-      records[ip] = { ...record, podUID: request.podUID, containerID: request.containerID, node: request.node ?? record.node };
+      records[ip] = {
+        ...record,
+        podUID: request.podUID,
+        containerID: request.containerID,
+        node: request.node ?? record.node,
+        ...(request.network ?? record.network ? { network: request.network ?? record.network } : {}),
+      };
       return { status: finish(addresses, maps, options), outcome: { kind: 'existing', ip } };
     }
   }
@@ -127,6 +135,7 @@ export function allocateInStatus(
     containerID: request.containerID,
     interface: request.interface,
     ...(request.node ? { node: request.node } : {}),
+    ...(request.network ? { network: request.network } : {}),
     allocatedAt: options.now,
   };
   return { status: finish(addresses, maps, options), outcome: { kind: 'allocated', ip } };

@@ -15,7 +15,10 @@ export interface IPPoolSpec {
   excludeIPs?: string[];
   gateway?: string;
   vlan?: number;
+  /** Extra routes; the default route via `gateway` is `defaultRoute`'s. */
   routes?: Route[];
+  /** Whether an interface of this pool gets a default route via `gateway` (true when absent and a gateway is set). */
+  defaultRoute?: boolean;
   default?: boolean;
   disable?: boolean;
   nodeName?: string[];
@@ -32,7 +35,10 @@ export interface AllocationRecord {
   podUID: string;
   containerID?: string;
   interface?: string;
+  /** The node the pod runs on. */
   node?: string;
+  /** The CNI network (the configuration's `name`) the attachment belongs to; absent in records written before it. */
+  network?: string;
   /** RFC 3339 */
   allocatedAt?: string;
 }
@@ -89,6 +95,8 @@ export interface EndpointIP {
   gateway?: string;
   vlan?: number;
   containerID?: string;
+  /** The CNI network of the attachment. */
+  network?: string;
 }
 
 export interface PodEndpointStatus {

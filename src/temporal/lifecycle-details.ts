@@ -16,6 +16,7 @@ export interface LifecycleStart {
   podUID: string;
   /** What started the lifecycle, e.g. "CNI ADD of container 3f2a1c9b0d4e on interface eth0". */
   startedBy: string;
+  /** The node the starter came from: the ADD's (ipam.node_name, else the agent's) or the runtime GC's. */
   node?: string;
 }
 
@@ -24,7 +25,8 @@ export function lifecycleStaticDetails(start: LifecycleStart): string {
   const facts: [string, string][] = [
     ['pod', `${start.namespace}/${start.pod}`],
     ['pod UID', start.podUID],
-    ['node', start.node ?? '—'],
+    // Where the starter (an ADD, a runtime GC) came from; the node the pod runs on is in the current details.
+    ['started on node', start.node ?? '—'],
     ['started by', start.startedBy],
   ];
   return facts.map(([name, value]) => `- **${name}**: ${escape(value)}`).join('\n');

@@ -7,6 +7,11 @@ export function podLifecycleWorkflowId(namespace: string, pod: string): string {
   return `pod-ip/${namespace}/${pod}`;
 }
 
+/** One runtime GC (CNI GC) of one network on one node at a time. */
+export function runtimeGcWorkflowId(node: string, network: string): string {
+  return `runtime-gc/${node}/${network}`;
+}
+
 export function poolDeletionWorkflowId(pool: string): string {
   return `pool-deletion/${pool}`;
 }

@@ -94,13 +94,16 @@ export function specProblems(spec: IPPoolSpec): string[] {
       problems.push(`spec.gateway: ${(error as Error).message}`);
     }
   }
+  if (spec.defaultRoute === true && spec.gateway === undefined) {
+    problems.push('spec.defaultRoute: a default route needs spec.gateway, the router it goes through');
+  }
   const destinations = new Set<string>();
   for (const [index, route] of (spec.routes ?? []).entries()) {
     const at = `spec.routes[${index}]`;
     try {
       const dst = parseSubnet(route.dst);
       if (dst.family !== family) problems.push(`${at}.dst: ${route.dst} is not IPv${family}`);
-      if (dst.prefix === 0) problems.push(`${at}.dst: ${route.dst} is a default route; the pool's gateway is the default route`);
+      if (dst.prefix === 0) problems.push(`${at}.dst: ${route.dst} is a default route; spec.gateway gives the default route (unless spec.defaultRoute is false)`);
       const key = `${formatIP(dst.family, dst.first)}/${dst.prefix}`;
       if (destinations.has(key)) problems.push(`${at}.dst: ${route.dst} appears twice`);
       destinations.add(key);

@@ -4,6 +4,7 @@ import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
 import { createSweepActivities } from '../activities/sweep.ts';
 import { createPoolDeletionActivities } from '../activities/pool-deletion.ts';
+import { createRuntimeGcActivities } from '../activities/runtime-gc.ts';
 import { apiHolderSource } from '../store/holders.ts';
 import { PoolWriter, type Reconciliation } from '../store/pool-writer.ts';
 import type { ReclaimSettings } from '../gc/config.ts';
@@ -74,6 +75,7 @@ export async function createTidepoolWorker(options: TidepoolWorkerOptions): Prom
       ...createActivities({ kubeConfig: options.kubeConfig, store: writer, cache, gc: options.settings.gc, metrics }),
       ...createSweepActivities({ kubeConfig: options.kubeConfig, gc: options.settings.gc, taskQueue, metrics, writer }),
       ...createPoolDeletionActivities({ kubeConfig: options.kubeConfig }),
+      ...createRuntimeGcActivities({ kubeConfig: options.kubeConfig, gc: options.settings.gc, taskQueue }),
     },
     // In-flight allocations finish before a rolling update stops the worker.
     shutdownGraceTime: options.shutdownGraceMs,

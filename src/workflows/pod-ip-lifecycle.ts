@@ -5,6 +5,7 @@ import {
   podEventSignal,
   reclaimSignal,
   releaseUpdate,
+  runtimeGcReleaseUpdate,
   stateQuery,
   type LifecycleInput,
   type LifecycleSnapshot,
@@ -52,6 +53,10 @@ export async function podIPLifecycle(input: LifecycleInput): Promise<LifecycleSn
   setHandler(releaseUpdate, (request) => handle(() => lifecycle.release(request)), {
     validator: validateRequest,
     description: 'CNI DEL: release the IPs of one interface',
+  });
+  setHandler(runtimeGcReleaseUpdate, (request) => handle(() => lifecycle.releaseForRuntimeGc(request)), {
+    validator: validateRequest,
+    description: "CNI GC: release an attachment the runtime's list of valid attachments leaves out",
   });
   setHandler(reclaimSignal, (request) => handle(() => lifecycle.reclaim(request)));
   setHandler(podEventSignal, (event) => lifecycle.onPodEvent(event));

@@ -12,9 +12,10 @@ import type {
   ReclaimRequest,
   ReleaseRequest,
   ReleaseResult,
+  RuntimeGcReleaseRequest,
 } from '../contract/lifecycle.ts';
 import { releaseReasonText, type ReleaseReason } from '../contract/release-reasons.ts';
-import { lifecycleCurrentDetails } from '../temporal/lifecycle-details.ts';
+import { lifecycleCurrentDetails, shortContainerID } from '../temporal/lifecycle-details.ts';
 import { TidepoolIPs, TidepoolNode, TidepoolPod, TidepoolPodUID, TidepoolPools, TidepoolState } from '../temporal/names.ts';
 
 const activities = proxyLocalActivities<Activities>({
@@ -188,6 +189,8 @@ export class PodLifecycle {
         containerID: request.containerID,
         interface: request.interface,
         defaultPools: request.defaultPools,
+        ...(request.network ? { network: request.network } : {}),
+        ...(request.node ? { node: request.node } : {}),
         ...(adoptFromUID ? { adoptFromUID } : {}),
       });
     } catch (error) {
@@ -208,7 +211,12 @@ export class PodLifecycle {
     lifecycle.interfaces = {
       ...(adoptFromUID ? Object.fromEntries(Object.entries(previousInterfaces).filter(([name]) => name !== request.interface)) : lifecycle.interfaces),
     };
-    lifecycle.interfaces[request.interface] = { containerID: request.containerID, ips: result.ips };
+    lifecycle.interfaces[request.interface] = {
+      containerID: request.containerID,
+      ips: result.ips,
+      ...(request.network ? { network: request.network } : {}),
+      allocatedAt: Date.now(),
+    };
     try {
       await activities.writePodEndpoint({
         namespace: lifecycle.namespace,
@@ -262,6 +270,47 @@ export class PodLifecycle {
     delete lifecycle.interfaces[request.interface];
     if (Object.keys(lifecycle.interfaces).length === 0) lifecycle.state = 'Released';
     this.released('CNIDel');
+    this.publish();
+    return { released: result.released, retained: [] };
+  }
+
+  /**
+   * The runtime's GC: the runtime no longer lists this attachment. As a DEL would, it releases the
+   * attachment's records (compare-and-delete on IP, pod UID and container) and keeps a StatefulSet pod's for
+   * its re-created pod. It runs after any ADD this lifecycle is handling, and leaves alone what an ADD gave
+   * the container after `allocatedBefore`: the GC's plan was made before that ADD.
+   */
+  async releaseForRuntimeGc(request: RuntimeGcReleaseRequest): Promise<ReleaseResult> {
+    const lifecycle = this.snapshot;
+    const current = lifecycle.interfaces[request.interface];
+    const held = current !== undefined && lifecycle.podUID === request.podUID && current.containerID === request.containerID ? current : undefined;
+    if (held && (held.allocatedAt ?? 0) > request.allocatedBefore) {
+      return { released: [], retained: [], note: `an ADD gave container ${request.containerID} its IPs after the GC read the pools` };
+    }
+    if (held && lifecycle.ownerKind === 'StatefulSet' && lifecycle.ownerName) {
+      if (await activities.statefulSetWantsPod({ namespace: lifecycle.namespace, pod: lifecycle.pod, statefulSet: lifecycle.ownerName })) {
+        return { released: [], retained: held.ips.map((ip) => ip.ip), note: `StatefulSet ${lifecycle.ownerName} still wants ${lifecycle.pod}` };
+      }
+    }
+    const heldIPs = held ? held.ips.map((ip) => ({ ip: ip.ip, pool: ip.pool })) : [];
+    const ips = [...heldIPs, ...request.ips.filter((named) => !heldIPs.some((h) => h.ip === named.ip && h.pool === named.pool))];
+    const result = await this.releaseIPs(request.podUID, ips, 'RuntimeGC', request.containerID);
+    // An interface this lifecycle holds for another container or pod UID keeps its PodEndpoint entry.
+    if (held || current === undefined) {
+      await activities.removePodEndpoint({ namespace: lifecycle.namespace, pod: lifecycle.pod, podUID: request.podUID, interfaces: [request.interface] });
+    }
+    if (!held && result.released.length === 0) {
+      return { released: [], retained: [], note: `no record of container ${request.containerID} on interface ${request.interface} is left to release` };
+    }
+    if (held) delete lifecycle.interfaces[request.interface];
+    lifecycle.podUID ??= request.podUID;
+    this.remember(ips);
+    if (this.held().length === 0) lifecycle.state = 'Released';
+    this.released('RuntimeGC');
+    lifecycle.lastReason =
+      `${releaseReasonText('RuntimeGC')}: container ${shortContainerID(request.containerID)} on interface ${request.interface} ` +
+      `of network ${request.network} on node ${request.node} was not among the runtime's ${request.validAttachments} valid attachments`;
+    log.info('released IPs for the runtime GC', { pod: this.podName, network: request.network, validAttachments: request.validAttachments, ...result });
     this.publish();
     return { released: result.released, retained: [] };
   }

@@ -38,7 +38,7 @@ const cniArgs = fc.oneof(
 
 /** The CNI_* environment, each variable valid, arbitrary or absent. */
 export const cniEnvironment = fc.record({
-  CNI_COMMAND: field(fc.constantFrom('ADD', 'DEL', 'CHECK', 'VERSION'), fc.oneof(fc.constantFrom('STATUS', 'GC', 'add', ''), anyText(10))),
+  CNI_COMMAND: field(fc.constantFrom('ADD', 'DEL', 'CHECK', 'GC', 'STATUS', 'VERSION'), fc.oneof(fc.constantFrom('FLUSH', 'gc', 'add', ''), anyText(10))),
   CNI_CONTAINERID: field(fc.constantFrom('c0ffee', 'a'.repeat(64)), fc.oneof(fc.constantFrom('-x', '../etc', 'a'.repeat(300)), anyText())),
   CNI_NETNS: field(fc.constant('/var/run/netns/cni-1'), anyText()),
   CNI_IFNAME: field(fc.constantFrom('eth0', 'net1'), fc.oneof(fc.constantFrom('a-very-long-interface', '.', 'a/b', 'a b'), anyText(20))),
@@ -77,6 +77,10 @@ export function networkConfiguration(socketPath: fc.Arbitrary<unknown>, spoolDir
       type: fc.constant('macvlan'),
       ipam: field(ipamOf(socketPath, spoolDir), fc.jsonValue()),
       prevResult,
+      'cni.dev/valid-attachments': field(
+        fc.array(fc.record({ containerID: fc.constantFrom('c0ffee', 'a'.repeat(64)), ifname: fc.constantFrom('eth0', 'net1') }), { maxLength: 3 }),
+        fc.oneof(fc.array(fc.record({ containerID: anyText(10), ifname: anyText(20) }), { maxLength: 2 }), fc.jsonValue()),
+      ),
     })
     .map((config) => JSON.stringify(config));
   return fc.oneof(
@@ -115,7 +119,7 @@ function addResultProblem(output: unknown, cniVersion: string): string | undefin
   if (!Array.isArray(result.ips) || result.ips.length === 0) return 'the result has no ips';
   for (const ip of result.ips) {
     if (typeof ip.address !== 'string' || !ip.address.includes('/')) return `ips address ${JSON.stringify(ip.address)}`;
-    if (cniVersion !== '1.0.0' && ip.version !== '4' && ip.version !== '6') return `a ${cniVersion} result needs ips[].version`;
+    if (cniVersion.startsWith('0.') && ip.version !== '4' && ip.version !== '6') return `a ${cniVersion} result needs ips[].version`;
   }
   return undefined;
 }
@@ -125,9 +129,14 @@ export const RECORDED_ALLOCATION = {
   routes: [{ dst: '10.7.0.0/16', gw: '10.6.0.1' }],
 };
 
-/** The recording agent's answers: an allocation to ADD, `{}` to DEL and CHECK. */
+export const RECORDED_GC = { network: 'underlay', node: 'node-1', validAttachments: 1, stale: 1, tooYoung: 0, released: ['10.6.0.9'] };
+
+/** The recording agent's answers: an allocation to ADD, a GC's result to GC, `{}` to DEL, CHECK and STATUS. */
 export const recordingAnswer = (call: AgentCall) =>
-  ({ status: 200, body: JSON.stringify(call.path === AGENT_PATHS.ADD ? RECORDED_ALLOCATION : {}) }) as const;
+  ({
+    status: 200,
+    body: JSON.stringify(call.path === AGENT_PATHS.ADD ? RECORDED_ALLOCATION : call.path === AGENT_PATHS.GC ? RECORDED_GC : {}),
+  }) as const;
 
 /**
  * The plugin's contract for one invocation, given what it printed and what reached the agent: a rejected

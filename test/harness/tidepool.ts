@@ -22,6 +22,8 @@ export interface TidepoolUnderTest {
   agent: Agent;
   writer: PoolWriter;
   metrics: TidepoolMetrics;
+  /** Stops the node agent only (its socket goes away), as when the agent's pod is down. */
+  stopAgent: () => Promise<void>;
   stop: () => Promise<void>;
 }
 
@@ -61,6 +63,7 @@ export async function startTidepool(
     taskQueue,
   });
   const server = await serveAgent(agent, socketPath, (error) => console.error('agent error', error));
+  const stopAgent = () => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
   const controller = options.controller ? createController({ kubeConfig: kubeConfig(), client, taskQueue, gc: { ...RECLAIM_DEFAULTS.gc, ...options.settings?.gc } }) : undefined;
   await controller?.start();
 
@@ -72,9 +75,10 @@ export async function startTidepool(
     agent,
     writer,
     metrics,
+    stopAgent,
     stop: async () => {
       await controller?.stop();
-      await new Promise((resolve) => server.close(resolve));
+      await stopAgent();
       worker.shutdown();
       await running;
       await workerConnection.close();

@@ -31,15 +31,15 @@ describe('tidepool-cni as a single executable', () => {
   });
 
   it('answers VERSION with the versions it speaks', async () => {
-    const { exitCode, stdout } = await runPlugin({ CNI_COMMAND: 'VERSION' }, '{"cniVersion":"1.0.0"}');
+    const { exitCode, stdout } = await runPlugin({ CNI_COMMAND: 'VERSION' }, '{"cniVersion":"1.1.0"}');
     expect(exitCode).toBe(0);
-    expect(JSON.parse(stdout)).toEqual({ cniVersion: '1.0.0', supportedVersions: ['0.3.1', '0.4.0', '1.0.0'] });
+    expect(JSON.parse(stdout)).toEqual({ cniVersion: '1.1.0', supportedVersions: ['0.3.1', '0.4.0', '1.0.0', '1.1.0'] });
   });
 
   it('answers a malformed ADD with a spec-shaped error and a non-zero exit', async () => {
     const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'infra-1', CNI_NETNS: '/var/run/netns/x', CNI_IFNAME: 'net1', CNI_PATH: '/opt/cni/bin' };
     const { exitCode, stdout } = await runPlugin(env, '{"cniVersion":');
     expect(exitCode).not.toBe(0);
-    expect(JSON.parse(stdout)).toMatchObject({ cniVersion: '1.0.0', code: 6, msg: 'the network configuration on stdin is not valid JSON' });
+    expect(JSON.parse(stdout)).toMatchObject({ cniVersion: '1.1.0', code: 6, msg: 'the network configuration on stdin is not valid JSON' });
   });
 });

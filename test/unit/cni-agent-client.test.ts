@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AgentAddRequest } from '../../src/contract/agent-api.ts';
-import { agentAdd, agentCheck, agentDel, type AgentOutcome } from '../../src/cni/agent-client.ts';
+import { agentAdd, agentCheck, agentDel, agentGc, agentStatus, type AgentOutcome } from '../../src/cni/agent-client.ts';
 import { cniError, json, startFakeAgent, type AgentCall, type FakeAgent, type FakeAnswer } from './cni-fake-agent.ts';
 
 const attachment = {
@@ -63,6 +63,32 @@ describe('agent client', () => {
       { path: '/v1/cni/del', body: attachment },
       { path: '/v1/cni/check', body: { ...attachment, ips: ['10.6.0.5/16'] } },
     ]);
+  });
+
+  it('posts GC with the valid attachments and takes a GC result; refuses an answer that is not one', async () => {
+    const gcResult = { network: 'underlay', node: 'node-1', validAttachments: 1, stale: 1, tooYoung: 0, released: ['10.6.0.9'] };
+    const request = { network: 'underlay', validAttachments: [{ containerID: 'c0ffee', interface: 'eth0' }] };
+    const agent = await agentAnswering((call) => json(200, (call.body as { network?: string }).network === 'underlay' ? gcResult : {}));
+    const endpoint = { socketPath: agent.socketPath, timeoutSeconds: 5 };
+    expect(await agentGc(endpoint, request)).toEqual({ ok: true, value: gcResult });
+    expect(agent.calls).toEqual([{ path: '/v1/cni/gc', body: request }]);
+    const bad = failureOf(await agentGc(endpoint, { ...request, network: 'other' }));
+    expect(bad).toMatchObject({ kind: 'bad-answer', error: { code: 5 } });
+  });
+
+  it('STATUS: an agent that cannot be reached or does not answer means the plugin is not available (code 50)', async () => {
+    const agent = await agentAnswering(() => json(200, {}));
+    expect(await agentStatus({ socketPath: agent.socketPath, timeoutSeconds: 5 })).toEqual({ ok: true, value: undefined });
+    const missing = path.join(mkdtempSync(path.join(tmpdir(), 'tidepool-cni-')), 'agent.sock');
+    expect(failureOf(await agentStatus({ socketPath: missing, timeoutSeconds: 5 }))).toMatchObject({ kind: 'unreachable', error: { code: 50 } });
+    const hanging = await agentAnswering(() => 'hang');
+    const timeout = failureOf(await agentStatus({ socketPath: hanging.socketPath, timeoutSeconds: 0.1 }));
+    expect(timeout.error).toMatchObject({ code: 50, details: expect.stringContaining('ipam.status_timeout_seconds') });
+    const refusing = await agentAnswering(() => cniError(400, { code: 50, msg: 'no tidepool worker polls task queue tidepool' }));
+    expect(failureOf(await agentStatus({ socketPath: refusing.socketPath, timeoutSeconds: 5 }))).toEqual({
+      kind: 'rejected',
+      error: { code: 50, msg: 'no tidepool worker polls task queue tidepool' },
+    });
   });
 
   it('passes the CNI error of a non-200 answer through', async () => {

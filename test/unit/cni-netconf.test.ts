@@ -45,8 +45,10 @@ describe('parseInvocation: commands and versions', () => {
         agentSocket: '/run/tidepool/agent.sock',
         addTimeoutSeconds: 30,
         delTimeoutSeconds: 10,
+        statusTimeoutSeconds: 5,
         spoolDir: '/var/lib/tidepool/cni-spool',
       },
+      network: 'macvlan-net',
     });
   });
 
@@ -66,6 +68,7 @@ describe('parseInvocation: commands and versions', () => {
       agentSocket: '/run/tp/a.sock',
       addTimeoutSeconds: 0.5,
       delTimeoutSeconds: 600,
+      statusTimeoutSeconds: 5,
       spoolDir: '/var/spool/tp',
     });
   });
@@ -73,7 +76,7 @@ describe('parseInvocation: commands and versions', () => {
   it('leaves infraContainerID out when CNI_ARGS does not carry it', () => {
     const env = envFor('ADD', { CNI_ARGS: 'K8S_POD_NAMESPACE=ns;K8S_POD_NAME=p;K8S_POD_UID=u;' });
     const invocation = invocationOf(parseInvocation(env, netconf()));
-    expect(invocation.command !== 'VERSION' && invocation.pod).toEqual({
+    expect(invocation.command === 'ADD' && invocation.pod).toEqual({
       podNamespace: 'ns',
       podName: 'p',
       podUID: 'u',
@@ -89,17 +92,18 @@ describe('parseInvocation: commands and versions', () => {
   it('answers VERSION in the requested version when supported, else in the newest, whatever stdin holds', () => {
     const version = (stdin: string) => invocationOf(parseInvocation({ CNI_COMMAND: 'VERSION' }, stdin));
     expect(version('{"cniVersion":"0.4.0"}')).toEqual({ command: 'VERSION', cniVersion: '0.4.0' });
-    expect(version('')).toEqual({ command: 'VERSION', cniVersion: '1.0.0' });
-    expect(version('{"cniVersion":"1.1.0"}')).toEqual({ command: 'VERSION', cniVersion: '1.0.0' });
-    expect(version('not json')).toEqual({ command: 'VERSION', cniVersion: '1.0.0' });
+    expect(version('')).toEqual({ command: 'VERSION', cniVersion: '1.1.0' });
+    expect(version('{"cniVersion":"1.1.0"}')).toEqual({ command: 'VERSION', cniVersion: '1.1.0' });
+    expect(version('{"cniVersion":"1.2.0"}')).toEqual({ command: 'VERSION', cniVersion: '1.1.0' });
+    expect(version('not json')).toEqual({ command: 'VERSION', cniVersion: '1.1.0' });
   });
 
   it('refuses a missing or unknown CNI_COMMAND with code 4', () => {
     expect(errorOf(parseInvocation({}, netconf()))).toMatchObject({ code: 4, msg: 'CNI_COMMAND is not set' });
-    expect(errorOf(parseInvocation(envFor('GC'), netconf()))).toMatchObject({
+    expect(errorOf(parseInvocation(envFor('FLUSH'), netconf()))).toMatchObject({
       code: 4,
-      msg: 'unknown CNI_COMMAND "GC"',
-      details: 'expected one of ADD, DEL, CHECK, VERSION',
+      msg: 'unknown CNI_COMMAND "FLUSH"',
+      details: 'expected one of ADD, DEL, CHECK, GC, STATUS, VERSION',
     });
   });
 
@@ -108,14 +112,61 @@ describe('parseInvocation: commands and versions', () => {
       cniVersion: '0.2.0',
       code: 1,
       msg: 'incompatible CNI version',
-      details: `the network configuration's cniVersion is "0.2.0"; tidepool-cni supports 0.3.1, 0.4.0, 1.0.0`,
+      details: 'the network configuration has cniVersion "0.2.0"; tidepool-cni supports 0.3.1, 0.4.0, 1.0.0, 1.1.0',
     });
     const missing = errorOf(parseInvocation(envFor('ADD'), netconf({ cniVersion: undefined })));
     expect([missing.cniVersion, missing.code, missing.details]).toEqual([
-      '1.0.0',
+      '1.1.0',
       1,
-      'the network configuration has no cniVersion; tidepool-cni supports 0.3.1, 0.4.0, 1.0.0',
+      'the network configuration has no cniVersion; tidepool-cni supports 0.3.1, 0.4.0, 1.0.0, 1.1.0',
     ]);
+  });
+
+  it('speaks 1.1.0, and with cniVersions the highest version both sides support', () => {
+    const versionOf = (conf: Record<string, unknown>) => invocationOf(parseInvocation(envFor('ADD'), netconf(conf))).cniVersion;
+    expect(versionOf({ cniVersion: '1.1.0' })).toBe('1.1.0');
+    expect(versionOf({ cniVersion: undefined, cniVersions: ['0.4.0', '1.0.0', '9.9.9'] })).toBe('1.0.0');
+    expect(versionOf({ cniVersion: '0.4.0', cniVersions: ['1.1.0', '2.0.0'] })).toBe('1.1.0');
+    expect(errorOf(parseInvocation(envFor('ADD'), netconf({ cniVersion: undefined, cniVersions: ['0.2.0', '2.0.0'] })))).toMatchObject({
+      code: 1,
+      details: 'the network configuration has cniVersion nothing and cniVersions ["0.2.0","2.0.0"]; tidepool-cni supports 0.3.1, 0.4.0, 1.0.0, 1.1.0',
+    });
+  });
+
+  it('never refuses a DEL for its version alone, since that would leak what its ADD allocated', () => {
+    for (const cniVersion of ['0.2.0', '2.0.0', undefined]) {
+      expect(invocationOf(parseInvocation(envFor('DEL'), netconf({ cniVersion })))).toMatchObject({ command: 'DEL', containerID: 'c0ffee' });
+    }
+    expect(invocationOf(parseInvocation(envFor('DEL'), netconf({ cniVersion: '0.2.0' }))).cniVersion).toBe('0.2.0');
+  });
+
+  it('records the network name with an ADD, and refuses one the spec does not allow with code 7', () => {
+    expect(invocationOf(parseInvocation(envFor('ADD'), netconf({ name: 'underlay-1' })))).toMatchObject({ network: 'underlay-1' });
+    expect(invocationOf(parseInvocation(envFor('ADD'), netconf({ name: undefined })))).not.toHaveProperty('network');
+    expect(errorOf(parseInvocation(envFor('ADD'), netconf({ name: '-bad name' })))).toMatchObject({ code: 7, msg: expect.stringContaining("name has invalid characters") });
+  });
+
+  it('parses GC: the network, the node and cni.dev/valid-attachments, only from 1.1.0', () => {
+    const gc = (conf: Record<string, unknown>) => parseInvocation({ CNI_COMMAND: 'GC', CNI_PATH: '/opt/cni/bin' }, netconf({ cniVersion: '1.1.0', ...conf }));
+    const valid = [{ containerID: 'c0ffee', ifname: 'eth0' }];
+    expect(invocationOf(gc({ 'cni.dev/valid-attachments': valid }))).toMatchObject({
+      command: 'GC',
+      cniVersion: '1.1.0',
+      validAttachments: [{ containerID: 'c0ffee', interface: 'eth0' }],
+    });
+    expect(errorOf(gc({}))).toMatchObject({ code: 7, msg: 'GC needs cni.dev/valid-attachments as a list, got nothing' });
+    expect(errorOf(gc({ 'cni.dev/valid-attachments': [{ containerID: 'c0ffee', ifname: 'a/b' }] }))).toMatchObject({
+      code: 7,
+      msg: expect.stringContaining('ifname contains "/", ":" or whitespace'),
+    });
+    expect(errorOf(gc({ name: undefined, 'cni.dev/valid-attachments': valid }))).toMatchObject({ code: 7, msg: "the network configuration's name is not a string" });
+    expect(errorOf(gc({ cniVersion: '1.0.0', 'cni.dev/valid-attachments': valid }))).toMatchObject({ code: 1, msg: 'GC is not supported by CNI 1.0.0' });
+  });
+
+  it('parses STATUS from 1.1.0, with no attachment in the environment', () => {
+    const status = (cniVersion: string) => parseInvocation({ CNI_COMMAND: 'STATUS' }, netconf({ cniVersion }));
+    expect(invocationOf(status('1.1.0'))).toMatchObject({ command: 'STATUS', cniVersion: '1.1.0' });
+    expect(errorOf(status('0.4.0'))).toMatchObject({ code: 1, msg: 'STATUS is not supported by CNI 0.4.0' });
   });
 
   it('refuses CHECK for a 0.3.1 configuration, which predates CHECK', () => {
@@ -130,14 +181,14 @@ describe('parseInvocation: commands and versions', () => {
 describe('parseInvocation: stdin', () => {
   it('gives code 6 for empty, malformed or non-object stdin, with the newest version', () => {
     expect(errorOf(parseInvocation(envFor('ADD'), ''))).toMatchObject({
-      cniVersion: '1.0.0',
+      cniVersion: '1.1.0',
       code: 6,
       msg: 'no network configuration on stdin',
     });
     expect(errorOf(parseInvocation(envFor('ADD'), '  \n'))).toMatchObject({ code: 6 });
     const malformed = errorOf(parseInvocation(envFor('DEL'), '{"cniVersion": "1.0.0",'));
     expect(malformed).toMatchObject({
-      cniVersion: '1.0.0',
+      cniVersion: '1.1.0',
       code: 6,
       msg: 'the network configuration on stdin is not valid JSON',
     });

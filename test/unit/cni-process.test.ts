@@ -67,16 +67,16 @@ describe('tidepool-cni process: VERSION and invalid input', () => {
   it('answers VERSION in the requested version, or the newest when stdin is empty', async () => {
     const requested = await runPlugin({ CNI_COMMAND: 'VERSION' }, '{"cniVersion":"0.4.0"}');
     expect(requested).toMatchObject({ exitCode: 0, stderr: '' });
-    expect(requested.output).toEqual({ cniVersion: '0.4.0', supportedVersions: ['0.3.1', '0.4.0', '1.0.0'] });
+    expect(requested.output).toEqual({ cniVersion: '0.4.0', supportedVersions: ['0.3.1', '0.4.0', '1.0.0', '1.1.0'] });
     const bare = await runPlugin({ CNI_COMMAND: 'VERSION' }, '');
-    expect(bare.output).toEqual({ cniVersion: '1.0.0', supportedVersions: ['0.3.1', '0.4.0', '1.0.0'] });
+    expect(bare.output).toEqual({ cniVersion: '1.1.0', supportedVersions: ['0.3.1', '0.4.0', '1.0.0', '1.1.0'] });
   });
 
   it('fails malformed JSON with code 6 and the parse error in details', async () => {
     const run = await runPlugin(envFor('ADD'), '{"cniVersion": "1.0.0", "ipam": ');
     expect(run.exitCode).toBe(1);
     expect(run.output).toMatchObject({
-      cniVersion: '1.0.0',
+      cniVersion: '1.1.0',
       code: 6,
       msg: 'the network configuration on stdin is not valid JSON',
     });
@@ -120,9 +120,9 @@ describe('tidepool-cni process: VERSION and invalid input', () => {
   });
 
   it('fails an unknown CNI_COMMAND with code 4', async () => {
-    const run = await runPlugin(envFor('STATUS'), netconf({}));
+    const run = await runPlugin(envFor('FLUSH'), netconf({}));
     expect(run.exitCode).toBe(1);
-    expect(run.output).toMatchObject({ code: 4, msg: 'unknown CNI_COMMAND "STATUS"' });
+    expect(run.output).toMatchObject({ code: 4, msg: 'unknown CNI_COMMAND "FLUSH"' });
   });
 });
 
@@ -210,6 +210,7 @@ describe('tidepool-cni process: with an agent', () => {
           infraContainerID: 'infra-1',
           netns: '/var/run/netns/cni-1',
           defaultPools: { ipv4: ['pool-a'], ipv6: ['pool-b'] },
+          network: 'macvlan-net',
         },
       },
     ]);

@@ -63,6 +63,6 @@ describe('errorResult and versionResult', () => {
   });
 
   it('lists the supported versions', () => {
-    expect(versionResult('0.3.1')).toEqual({ cniVersion: '0.3.1', supportedVersions: ['0.3.1', '0.4.0', '1.0.0'] });
+    expect(versionResult('0.3.1')).toEqual({ cniVersion: '0.3.1', supportedVersions: ['0.3.1', '0.4.0', '1.0.0', '1.1.0'] });
   });
 });

@@ -44,12 +44,18 @@ describe('specProblems', () => {
     ['a gateway inside ips', { gateway: '10.6.1.7' }, 'spec.gateway: 10.6.1.7 is also in spec.ips; the gateway is never allocated'],
     ['a route gw outside the subnet', { routes: [{ dst: '172.16.0.0/12', gw: '10.9.0.1' }] }, 'spec.routes[0].gw: 10.9.0.1 is outside spec.subnet'],
     ['a default route', { routes: [{ dst: '0.0.0.0/0', gw: '10.6.0.1' }] }, 'spec.routes[0].dst: 0.0.0.0/0 is a default route'],
+    ['a default route without a gateway', { gateway: undefined, defaultRoute: true }, 'spec.defaultRoute: a default route needs spec.gateway'],
     ['a duplicate route', { routes: [{ dst: '172.16.0.0/12', gw: '10.6.0.1' }, { dst: '172.16.0.0/12', gw: '10.6.0.2' }] }, 'spec.routes[1].dst: 172.16.0.0/12 appears twice'],
     ['a reversed range', { ips: ['10.6.1.9-10.6.1.1'] }, 'spec.ips: "10.6.1.9-10.6.1.1" ends before it starts'],
     ['the wrong ipVersion', { ipVersion: 6 }, 'spec.ipVersion: 6 does not match spec.subnet 10.6.0.0/16, which is IPv4'],
     ['a subnet with host bits', { subnet: '10.6.0.5/16' }, 'spec.subnet: "10.6.0.5/16" has host bits set'],
   ])('rejects %s', (_name, change, message) => {
     expect(specProblems({ ...base, ...change }).join('\n')).toContain(message);
+  });
+
+  it('accepts a pool that says its gateway gives no default route, or a pool without one that says so', () => {
+    expect(specProblems({ ...base, gateway: '10.6.0.1', defaultRoute: false })).toEqual([]);
+    expect(specProblems({ ...base, gateway: undefined, defaultRoute: false })).toEqual([]);
   });
 
   it('accepts the gateway inside ips when excludeIPs removes it', () => {

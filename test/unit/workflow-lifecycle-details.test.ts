@@ -31,11 +31,11 @@ describe('what the Temporal UI shows of a lifecycle', () => {
     expect(lifecycleSummary('shop', 'web-0')).toBe('IPs of pod shop/web-0');
   });
 
-  it('static details: pod, UID, node and what started it, as a list', () => {
+  it('static details: pod, UID, the node it was started on and what started it, as a list', () => {
     expect(lifecycleStaticDetails({ namespace: 'shop', pod: 'web-0', podUID: 'u-1', node: 'node-3', startedBy: 'CNI ADD of container abc on interface eth0' })).toBe(
-      ['- **pod**: shop/web-0', '- **pod UID**: u-1', '- **node**: node-3', '- **started by**: CNI ADD of container abc on interface eth0'].join('\n'),
+      ['- **pod**: shop/web-0', '- **pod UID**: u-1', '- **started on node**: node-3', '- **started by**: CNI ADD of container abc on interface eth0'].join('\n'),
     );
-    expect(lifecycleStaticDetails({ namespace: 'shop', pod: 'web_0', podUID: 'u-1', startedBy: 'GC sweep' })).toContain('- **pod**: shop/web\\_0\n- **pod UID**: u-1\n- **node**: —');
+    expect(lifecycleStaticDetails({ namespace: 'shop', pod: 'web_0', podUID: 'u-1', startedBy: 'GC sweep' })).toContain('- **pod**: shop/web\\_0\n- **pod UID**: u-1\n- **started on node**: —');
   });
 
   it('current details: state and reason, one list item per IP with interface, pool, gateway and short container ID', () => {

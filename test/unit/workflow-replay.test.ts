@@ -15,6 +15,8 @@ describe('podIPLifecycle replays its recorded histories deterministically', () =
       'failed-no-free-ip.json',
       'failed-pod-gone.json',
       'released.json',
+      'runtime-gc-kept-then-released.json',
+      'runtime-gc-released.json',
       'spooled-del.json',
       'statefulset-kept-then-released.json',
     ]);
