@@ -10,6 +10,7 @@ import { AppsV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { CNI_BUNDLE } from '../scripts/build-cni.ts';
 import { TidepoolClient } from '../src/k8s/client.ts';
 import { loadKubeConfig } from '../src/k8s/kubeconfig.ts';
+import { podLifecycleWorkflowId } from '../src/temporal/names.ts';
 import { SimulatedKubelet } from './kubelet.ts';
 import { isRunning } from './scenarios.ts';
 import { stackNetconf } from './stack-node.ts';
@@ -36,7 +37,15 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
   }
 }
 
-async function main(): Promise<void> {
+/** What the demo leaves to look at: the IP of the dead node's pod, and the lifecycle that reclaimed it. */
+export interface DemoResult {
+  ip: string;
+  workflowId: string;
+  temporalUi: string;
+  temporalNamespace: string;
+}
+
+export async function runDemo(): Promise<DemoResult> {
   const info = readStackInfo();
   if (!info?.agentSocket) throw new Error('the local stack with Tidepool is not running; start it with ./dev up');
   process.env.KUBECONFIG = info.kubeconfig;
@@ -70,7 +79,7 @@ async function main(): Promise<void> {
     kubeConfig,
     nodes: NODES,
     namespace: NAMESPACE,
-    cni: { binary: CNI_BUNDLE, cniPath: path.dirname(CNI_BUNDLE), netconf: () => stackNetconf(info.agentSocket!, stackPaths(stackConfig).cniSpool) },
+    cni: { binary: CNI_BUNDLE, cniPath: path.dirname(CNI_BUNDLE), netconf: (node) => stackNetconf(info.agentSocket!, stackPaths(stackConfig).cniSpool, node) },
     retryMs: 1000,
   });
   await kubelet.start();
@@ -142,12 +151,15 @@ async function main(): Promise<void> {
   await kubelet.stop();
   await kubelet.removeNodes();
   say(`done. The pool ${POOL} and namespace ${NAMESPACE} stay for a look: kubectl tidepool status -a --pool ${POOL}; kubectl get events -A`);
+  return { ip: nodeIP, workflowId: podLifecycleWorkflowId(NAMESPACE, onNode.metadata!.name!), temporalUi: info.temporalUi, temporalNamespace: info.temporalNamespace };
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(`demo: ${(error as Error).message}`);
-    process.exit(1);
-  },
-);
+if (import.meta.main) {
+  runDemo().then(
+    () => process.exit(0),
+    (error: unknown) => {
+      console.error(`demo: ${(error as Error).message}`);
+      process.exit(1);
+    },
+  );
+}

@@ -11,9 +11,13 @@ function required(name: string): string {
   return value;
 }
 
-/** The network configuration the node's runtime hands tidepool-cni, as the chart's CNI config does. */
-export function stackNetconf(agentSocket: string, spoolDir: string): string {
-  return JSON.stringify({ cniVersion: '1.0.0', name: 'underlay', type: 'macvlan', master: 'eth0', ipam: { type: 'tidepool', agent_socket: agentSocket, spool_dir: spoolDir } });
+/**
+ * The network configuration the node's runtime hands tidepool-cni, as the chart's CNI config does; `node` names
+ * the node for an agent that serves several (the demo's simulated nodes share the stack's agent).
+ */
+export function stackNetconf(agentSocket: string, spoolDir: string, node?: string): string {
+  const ipam = { type: 'tidepool', agent_socket: agentSocket, spool_dir: spoolDir, ...(node ? { node_name: node } : {}) };
+  return JSON.stringify({ cniVersion: '1.0.0', name: 'underlay', type: 'macvlan', master: 'eth0', ipam });
 }
 
 async function main(): Promise<void> {

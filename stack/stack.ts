@@ -155,7 +155,10 @@ export async function up(
     temporalNamespace: config.temporalNamespace,
     temporalUi: options.externalTemporal?.ui ?? `http://${config.host}:${config.ports.temporalUi}`,
     dir: paths.dir,
-    ...(options.tidepool ? { agentSocket: paths.agentSocket, webhook: stackWebhookUrl(config) } : {}),
+    // `up` without Tidepool on a stack that runs it (a test's `up`, say) keeps saying so.
+    ...(options.tidepool || tidepoolComponents(config, paths).every((spec) => runningPid(paths, spec) !== undefined)
+      ? { agentSocket: paths.agentSocket, webhook: stackWebhookUrl(config) }
+      : {}),
   };
   writeFileSync(paths.info, `${JSON.stringify(info, null, 2)}\n`);
   return info;

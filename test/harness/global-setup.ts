@@ -47,6 +47,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
       return;
     }
     for (const name of paused) await startComponent(name, undefined, log);
+    // The suite's own `up` calls rewrote the stack's info while Tidepool was paused.
+    if (paused.length > 0) await up(undefined, log, { tidepool: true });
   };
 }
 
