@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AppsV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, type KubeConfig, type V1PodSpec } from '@kubernetes/client-node';
 import { loadKubeConfig } from '../../src/k8s/kubeconfig.ts';
 import { Client, Connection } from '@temporalio/client';
 import { inject } from 'vitest';
@@ -84,6 +84,20 @@ export async function waitFor(what: string, check: () => Promise<boolean>, timeo
     await sleep(200);
   }
   throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+}
+
+/** A bare pod whose IPs come from `pool` (the pod annotation names it); returns what a CNI call needs of it. */
+export async function createPodWithPool(namespace: string, name: string, pool: string, spec: Partial<V1PodSpec> = {}): Promise<{ namespace: string; name: string; uid: string }> {
+  const pod = await kubeConfig()
+    .makeApiClient(CoreV1Api)
+    .createNamespacedPod({
+      namespace,
+      body: {
+        metadata: { name, annotations: { 'ipam.tidepool.dev/ippool': JSON.stringify({ ipv4: [pool] }) } },
+        spec: { containers: [{ name: 'c', image: 'registry.invalid/pause:1' }], ...spec },
+      },
+    });
+  return { namespace, name, uid: pod.metadata!.uid! };
 }
 
 /** A StatefulSet or Deployment whose pods take their IPs from `pool` (the pod annotation names it). */

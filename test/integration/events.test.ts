@@ -5,7 +5,7 @@ import type { SweepReport } from '../../src/gc/plan.ts';
 import { TidepoolClient } from '../../src/k8s/client.ts';
 import { EventRecorder } from '../../src/k8s/events.ts';
 import { podTarget } from '../../src/k8s/tidepool-events.ts';
-import { createNamespace, deletePools, kubeConfig, kubectl, waitFor } from '../harness/cluster.ts';
+import { createNamespace, createPodWithPool, deletePools, kubeConfig, kubectl, waitFor } from '../harness/cluster.ts';
 import { cniEnv, netconf, runCni, startTidepool, type TidepoolUnderTest } from '../harness/tidepool.ts';
 
 const tag = randomBytes(3).toString('hex');
@@ -31,16 +31,7 @@ async function events(where: string[], reason: string): Promise<CoreEvent[]> {
   return list.items;
 }
 
-async function podWithoutIP(name: string) {
-  const pod = await core().createNamespacedPod({
-    namespace: namespace.name,
-    body: {
-      metadata: { name, annotations: { 'ipam.tidepool.dev/ippool': JSON.stringify({ ipv4: [pool] }) } },
-      spec: { containers: [{ name: 'c', image: 'registry.invalid/pause:1' }] },
-    },
-  });
-  return { namespace: namespace.name, name, uid: pod.metadata!.uid! };
-}
+const podWithoutIP = (name: string) => createPodWithPool(namespace.name, name, pool);
 
 beforeAll(async () => {
   namespace = await createNamespace('events');

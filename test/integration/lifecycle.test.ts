@@ -10,7 +10,7 @@ import { TidepoolClient } from '../../src/k8s/client.ts';
 import { podLifecycleWorkflowId } from '../../src/temporal/names.ts';
 import { stateQuery } from '../../src/contract/lifecycle.ts';
 import { WORKFLOWS_PATH } from '../../src/worker/worker.ts';
-import { createNamespace, createWorkload, deletePools, kubeConfig, stack, waitFor } from '../harness/cluster.ts';
+import { createNamespace, createPodWithPool, createWorkload, deletePools, kubeConfig, stack, waitFor } from '../harness/cluster.ts';
 import { cniEnv, netconf, runCni, startTidepool, type TidepoolUnderTest } from '../harness/tidepool.ts';
 
 const tag = randomBytes(3).toString('hex');
@@ -30,16 +30,7 @@ async function onePool(suffix: string, ips: string[]): Promise<string> {
   return name;
 }
 
-async function createPod(name: string, pool: string) {
-  const pod = await core().createNamespacedPod({
-    namespace: namespace.name,
-    body: {
-      metadata: { name, annotations: { 'ipam.tidepool.dev/ippool': JSON.stringify({ ipv4: [pool] }) } },
-      spec: { containers: [{ name: 'c', image: 'registry.invalid/pause:1' }] },
-    },
-  });
-  return { namespace: namespace.name, name, uid: pod.metadata!.uid! };
-}
+const createPod = (name: string, pool: string) => createPodWithPool(namespace.name, name, pool);
 
 async function deletePod(name: string): Promise<void> {
   await core().deleteNamespacedPod({ namespace: namespace.name, name, gracePeriodSeconds: 0 });

@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { AppsV1Api, CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type V1PodSpec } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TidepoolClient } from '../../src/k8s/client.ts';
 import { RECLAIM_DEFAULTS } from '../../src/gc/config.ts';
 import type { SweepReport } from '../../src/gc/plan.ts';
 import { podLifecycleWorkflowId } from '../../src/temporal/names.ts';
 import { stateQuery } from '../../src/contract/lifecycle.ts';
-import { createNamespace, createWorkload, deletePools, kubeConfig, waitFor } from '../harness/cluster.ts';
+import { createNamespace, createPodWithPool, createWorkload, deletePools, kubeConfig, waitFor } from '../harness/cluster.ts';
 import { cniEnv, netconf, runCni, startTidepool, type TidepoolUnderTest } from '../harness/tidepool.ts';
 
 const tag = randomBytes(3).toString('hex');
@@ -24,16 +24,7 @@ async function createPool(suffix: string, ips: string[]): Promise<string> {
   return name;
 }
 
-async function createPod(name: string, pool: string, spec: Record<string, unknown> = {}) {
-  const pod = await core().createNamespacedPod({
-    namespace: namespace.name,
-    body: {
-      metadata: { name, annotations: { 'ipam.tidepool.dev/ippool': JSON.stringify({ ipv4: [pool] }) } },
-      spec: { containers: [{ name: 'c', image: 'registry.invalid/pause:1' }], ...spec },
-    },
-  });
-  return { namespace: namespace.name, name, uid: pod.metadata!.uid! };
-}
+const createPod = (name: string, pool: string, spec: Partial<V1PodSpec> = {}) => createPodWithPool(namespace.name, name, pool, spec);
 
 const allocated = async (pool: string) => Object.keys((await pools().getPool(pool))?.status?.allocatedIPs ?? {}).length;
 
