@@ -11,7 +11,9 @@ declare module 'vitest' {
 }
 
 /** Tidepool's own processes on the stack, in the order `up` starts them. */
-const TIDEPOOL_PROCESSES: ComponentName[] = ['tidepool-webhook', 'tidepool-worker', 'tidepool-agent', 'tidepool-kubelet'];
+// The simulated kubelet of `./dev up` stays: it starts only the default namespace's pods, and its Ready node keeps
+// the node-lifecycle controller out of its zone-disruption mode (which stops evictions) in the suite's node tests.
+const TIDEPOOL_PROCESSES: ComponentName[] = ['tidepool-webhook', 'tidepool-worker', 'tidepool-agent'];
 
 /**
  * Builds tidepool-cni and brings the local stack up once for the integration suite, or reuses a running
