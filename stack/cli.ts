@@ -18,7 +18,7 @@ Local stack is up.
 
 Try next:
   export KUBECONFIG=${info.kubeconfig} PATH=${stackConfig.binDir}:$PATH
-  kubectl get nodes,tpp                 the stack's node; pools (none yet)
+  kubectl get nodes,tpp                 the stack's node, and the pools
   ./dev demo                            the main job in about a minute: a pool, a Deployment, a lost DEL, a dead node
   kubectl tidepool status -a            every pool and IP, with its verdict
   kubectl get events -A                 what Tidepool reported` : ''}`);
