@@ -27,6 +27,12 @@ export const COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 
 
 /** The Node the stack's agent serves, which the stack's simulated kubelet registers and keeps Ready. */
 export const STACK_NODE = 'local';
+/**
+ * The label the test suite puts on its namespaces (value: the run). Its workers reclaim only in that run's
+ * namespaces, and the stack's worker never in any of them.
+ */
+export const SUITE_NAMESPACE_LABEL = 'tidepool.dev/test-run';
+
 /** The namespace whose pods the stack's simulated kubelet binds to its node and starts. */
 export const STACK_POD_NAMESPACE = 'default';
 export type ComponentName = (typeof COMPONENTS)[number];
@@ -162,7 +168,7 @@ export function tidepoolComponents(
       command: process.execPath,
       args: [path.join(config.root, 'src', 'worker', 'main.ts')],
       match: 'worker/main.ts',
-      env: { ...env, TIDEPOOL_METRICS_PORT: String(config.ports.workerMetrics), ...workerEnv },
+      env: { ...env, TIDEPOOL_METRICS_PORT: String(config.ports.workerMetrics), TIDEPOOL_GC_NAMESPACE_SELECTOR: `!${SUITE_NAMESPACE_LABEL}`, ...workerEnv },
     },
     {
       name: 'tidepool-agent',

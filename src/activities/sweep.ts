@@ -6,7 +6,7 @@ import { judgeCluster } from '../gc/snapshot.ts';
 import type { GcConfig } from '../gc/verdict.ts';
 import type { IPConflict } from '../ipam/holders.ts';
 import { TidepoolClient } from '../k8s/client.ts';
-import { kubeGetOptional } from '../k8s/errors.ts';
+import { kubeCall, kubeGetOptional } from '../k8s/errors.ts';
 import { EventRecorder } from '../k8s/events.ts';
 import { duplicateIP, podTarget, poolTarget, unrecordedIP } from '../k8s/tidepool-events.ts';
 import { PoolNotFoundError } from '../ipam/allocator.ts';
@@ -20,12 +20,15 @@ import { reclaimSignal, type PodIPLifecycleWorkflow, type ReclaimRequest } from 
 export function createSweepActivities({
   kubeConfig,
   gc,
+  namespaceSelector = '',
   taskQueue,
   metrics,
   writer,
 }: {
   kubeConfig: KubeConfig;
   gc: GcConfig;
+  /** Only pods of namespaces this label selector matches are swept ('' for all). */
+  namespaceSelector?: string;
   taskQueue: string;
   metrics: TidepoolMetrics;
   writer: PoolWriter;
@@ -34,6 +37,13 @@ export function createSweepActivities({
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const events = new EventRecorder(kubeConfig);
   const warn = (message: string, fields: Record<string, unknown>) => log.warn(message, fields);
+
+  /** The scope narrowed to the namespaces the worker's selector matches, listed live. */
+  async function withinSelector(scope: SweepScope): Promise<SweepScope> {
+    if (!namespaceSelector) return scope;
+    const matching = (await kubeCall('list namespaces', () => core.listNamespace({ labelSelector: namespaceSelector }))).items.map((ns) => ns.metadata?.name ?? '');
+    return { ...scope, namespaces: scope.namespaces ? scope.namespaces.filter((ns) => matching.includes(ns)) : matching };
+  }
 
   /** Whether the holder still holds the IP by a live read: its pod live and not terminating, and its claim still there. */
   async function stillHolds(holder: UnrecordedIP): Promise<boolean> {
@@ -67,9 +77,11 @@ export function createSweepActivities({
     async planSweep(scope: SweepScope = {}): Promise<SweepReport> {
       heartbeat();
       const stopTimer = metrics.sweepSeconds.startTimer();
-      const report = await judgeCluster(kubeConfig, gc, scope);
+      const report = await judgeCluster(kubeConfig, gc, await withinSelector(scope));
       stopTimer();
-      if (report.scope) return report;
+      // The report names what the sweep was aimed at; the worker's own namespace selector is its whole world.
+      if (scope.pools || scope.namespaces) return { ...report, scope };
+      delete report.scope;
       metrics.sweepCandidates.reset();
       for (const [reason, count] of Object.entries(report.reclaimed)) metrics.sweepCandidates.set({ reason }, count);
       metrics.sweepUnrecorded.reset();

@@ -1,4 +1,4 @@
-import { AppsV1Api, CoreV1Api, makeInformer, type KubeConfig, type KubernetesObject, type V1Node, type V1Pod, type V1StatefulSet } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, makeInformer, type KubeConfig, type KubernetesObject, type V1Namespace, type V1Node, type V1Pod, type V1StatefulSet } from '@kubernetes/client-node';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { nodeFacts, statefulSetFacts } from '../gc/facts.ts';
 import { wantsOrdinal, type GcConfig } from '../gc/verdict.ts';
@@ -30,6 +30,8 @@ export interface ControllerOptions {
   taskQueue?: string;
   /** The reclaim settings: the stale-record watch judges with them. */
   gc: GcConfig;
+  /** Only pods of namespaces this label selector matches are signalled ('' or absent: all). */
+  namespaceSelector?: string;
   log?: Log;
 }
 
@@ -43,7 +45,7 @@ export interface ControllerOptions {
  * mutating webhook adds it too, when it runs): without it, `kubectl delete` would remove a pool at once, under
  * the pods that hold its IPs. Signals and writes are idempotent, so two controllers may run at once.
  */
-export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, gc, log = () => {} }: ControllerOptions) {
+export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, gc, namespaceSelector = '', log = () => {} }: ControllerOptions) {
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const apps = kubeConfig.makeApiClient(AppsV1Api);
   const pods: Watched<V1Pod> = makeInformer(kubeConfig, '/api/v1/pods', () => core.listPodForAllNamespaces());
@@ -52,7 +54,12 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, g
   const endpoints = tidepoolInformer<PodEndpoint>(kubeConfig, 'podendpoints');
   const ippools = tidepoolInformer<IPPool>(kubeConfig, 'ippools');
   const reservations = tidepoolInformer<ReservedIP>(kubeConfig, 'reservedips');
-  const informers = [pods, nodes, statefulSets, endpoints, ippools, reservations] as Watched<KubernetesObject>[];
+  const namespaces: Watched<V1Namespace> | undefined = namespaceSelector
+    ? makeInformer(kubeConfig, '/api/v1/namespaces', () => core.listNamespace({ labelSelector: namespaceSelector }), namespaceSelector)
+    : undefined;
+  /** Whether the worker's namespace selector takes this namespace's pods. */
+  const inScope = (namespace: string) => !namespaces || namespaces.get(namespace) !== undefined;
+  const informers = [pods, nodes, statefulSets, endpoints, ippools, reservations, ...(namespaces ? [namespaces] : [])] as Watched<KubernetesObject>[];
   const tidepool = new TidepoolClient(kubeConfig);
   const events = new EventRecorder(kubeConfig);
   /**
@@ -69,7 +76,7 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, g
 
   async function signalPod(namespace: string, name: string, uid: string, event: PodEvent['event'], checkAt: number): Promise<void> {
     const events = sent.get(uid) ?? new Set();
-    if (events.has(event) || !endpoints.get(name, namespace)) return;
+    if (events.has(event) || !endpoints.get(name, namespace) || !inScope(namespace)) return;
     events.add(event);
     sent.set(uid, events);
     try {
@@ -108,6 +115,7 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, g
     endpoint: (namespace, name) => endpoints.get(name, namespace),
     pool: (name) => ippools.get(name),
     reclaim: (namespace, pod, podUID, ips) => {
+      if (!inScope(namespace)) return;
       client.workflow
         .getHandle(podLifecycleWorkflowId(namespace, pod))
         .signal(reclaimSignal, { podUID, reason: 'StaleRecord', ips })
@@ -267,7 +275,7 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, g
     async start(): Promise<void> {
       await endpoints.start();
       // Pods first: the stale-record watch judges each listed pool's records against them.
-      await Promise.all([pods.start(), nodes.start(), statefulSets.start(), reservations.start()]);
+      await Promise.all([pods.start(), nodes.start(), statefulSets.start(), reservations.start(), ...(namespaces ? [namespaces.start()] : [])]);
       await ippools.start();
       resync = setInterval(() => ippools.list().forEach((pool) => void protect(pool)), POOL_RESYNC_MS);
     },

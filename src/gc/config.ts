@@ -5,6 +5,12 @@ import type { GcConfig } from './verdict.ts';
 
 export interface ReclaimSettings {
   gc: GcConfig;
+  /**
+   * A label selector on namespaces: the controller and the sweep reclaim only the records of pods in matching
+   * namespaces ('' for all). Two Tidepool installations in one cluster, or a test suite beside a running one,
+   * then never reclaim each other's records.
+   */
+  namespaceSelector: string;
   /** How often the tidepool-gc Schedule runs a sweep. */
   sweepIntervalMs: number;
   /** How long a released IP waits before it is handed out again. */
@@ -20,14 +26,15 @@ export const RECLAIM_DEFAULTS: ReclaimSettings = {
     minRecordAgeMs: 60_000,
     reclaimRunningWithoutPodIPs: false,
   },
+  namespaceSelector: '',
   sweepIntervalMs: 5 * 60_000,
   reuseCooldownMs: 0,
 };
 
-type Kind = 'boolean' | 'duration';
+type Kind = 'boolean' | 'duration' | 'string';
 
 /** Every setting: its key in the config file (under `gc:` unless noted), its environment variable, its type. */
-const SETTINGS: { key: string; env: string; kind: Kind; set: (s: ReclaimSettings, v: boolean | number) => void }[] = [
+const SETTINGS: { key: string; env: string; kind: Kind; set: (s: ReclaimSettings, v: boolean | number | string) => void }[] = [
   { key: 'gc.enabled', env: 'TIDEPOOL_GC_ENABLED', kind: 'boolean', set: (s, v) => void (s.gc.enabled = v as boolean) },
   {
     key: 'gc.reclaimTerminatingOnReadyNode',
@@ -54,11 +61,21 @@ const SETTINGS: { key: string; env: string; kind: Kind; set: (s: ReclaimSettings
     kind: 'boolean',
     set: (s, v) => void (s.gc.reclaimRunningWithoutPodIPs = v as boolean),
   },
+  {
+    key: 'gc.namespaceSelector',
+    env: 'TIDEPOOL_GC_NAMESPACE_SELECTOR',
+    kind: 'string',
+    set: (s, v) => void (s.namespaceSelector = v as string),
+  },
   { key: 'gc.sweepInterval', env: 'TIDEPOOL_GC_SWEEP_INTERVAL', kind: 'duration', set: (s, v) => void (s.sweepIntervalMs = v as number) },
   { key: 'allocation.reuseCooldown', env: 'TIDEPOOL_REUSE_COOLDOWN', kind: 'duration', set: (s, v) => void (s.reuseCooldownMs = v as number) },
 ];
 
-function convert(kind: Kind, value: unknown, where: string): boolean | number {
+function convert(kind: Kind, value: unknown, where: string): boolean | number | string {
+  if (kind === 'string') {
+    if (typeof value === 'string') return value;
+    throw new Error(`${where} must be a string, not ${JSON.stringify(value)}`);
+  }
   if (kind === 'boolean') {
     if (typeof value === 'boolean') return value;
     if (value === 'true' || value === 'false') return value === 'true';

@@ -41,7 +41,7 @@ async function main(): Promise<void> {
       log: (level, message, fields) => logger[level](message, fields),
     });
     const metricsServer = await serveMetrics(metrics, config.metricsHost, config.metricsPort);
-    const controller = createController({ kubeConfig, client, taskQueue: config.taskQueue, gc: settings.gc, log: (level, message, fields) => logger[level](message, fields) });
+    const controller = createController({ kubeConfig, client, taskQueue: config.taskQueue, gc: settings.gc, namespaceSelector: settings.namespaceSelector, log: (level, message, fields) => logger[level](message, fields) });
     await controller.start();
     if (settings.gc.enabled) {
       const schedule = await ensureGcSchedule(client, { intervalMs: settings.sweepIntervalMs, taskQueue: config.taskQueue });

@@ -73,7 +73,7 @@ export async function createTidepoolWorker(options: TidepoolWorkerOptions): Prom
     workflowsPath: WORKFLOWS_PATH,
     activities: {
       ...createActivities({ kubeConfig: options.kubeConfig, store: writer, cache, gc: options.settings.gc, metrics }),
-      ...createSweepActivities({ kubeConfig: options.kubeConfig, gc: options.settings.gc, taskQueue, metrics, writer }),
+      ...createSweepActivities({ kubeConfig: options.kubeConfig, gc: options.settings.gc, namespaceSelector: options.settings.namespaceSelector, taskQueue, metrics, writer }),
       ...createPoolDeletionActivities({ kubeConfig: options.kubeConfig }),
       ...createRuntimeGcActivities({ kubeConfig: options.kubeConfig, gc: options.settings.gc, taskQueue }),
     },

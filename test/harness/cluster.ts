@@ -9,10 +9,16 @@ import { loadKubeConfig } from '../../src/k8s/kubeconfig.ts';
 import { Client, Connection } from '@temporalio/client';
 import { inject } from 'vitest';
 import { TidepoolClient } from '../../src/k8s/client.ts';
+import { SUITE_NAMESPACE_LABEL } from '../../stack/components.ts';
 import { stackConfig } from '../../stack/config.ts';
 
 export function stack() {
   return inject('stack');
+}
+
+/** The namespace selector of this run's workers: the namespaces createNamespace made. */
+export function suiteSelector(): string {
+  return `${SUITE_NAMESPACE_LABEL}=${inject('suiteRun')}`;
 }
 
 export function kubeConfig(): KubeConfig {
@@ -38,7 +44,7 @@ export async function releaseEndpointFinalizers(namespace: string): Promise<void
 export async function createNamespace(prefix: string): Promise<{ name: string; remove: () => Promise<void> }> {
   const core = kubeConfig().makeApiClient(CoreV1Api);
   const name = `${prefix}-${randomBytes(3).toString('hex')}`;
-  await core.createNamespace({ body: { metadata: { name } } });
+  await core.createNamespace({ body: { metadata: { name, labels: { [SUITE_NAMESPACE_LABEL]: inject('suiteRun') } } } });
   // The ServiceAccount admission plugin refuses pods until the serviceaccount controller made `default`.
   await waitFor(`ServiceAccount ${name}/default`, async () => {
     try {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { TestProject } from 'vitest/node';
 import { buildCni } from '../../scripts/build-cni.ts';
 import { devServerSearchAttributeArgs } from '../../src/temporal/search-attributes.ts';
@@ -7,12 +8,16 @@ import { down, installCrds, readStackInfo, startComponent, status, stopComponent
 declare module 'vitest' {
   export interface ProvidedContext {
     stack: StackInfo;
+    /** This run's value of SUITE_NAMESPACE_LABEL: its namespaces carry it, its workers reclaim only in them. */
+    suiteRun: string;
   }
 }
 
-/** Tidepool's own processes on the stack, in the order `up` starts them. */
-// The simulated kubelet of `./dev up` stays: it starts only the default namespace's pods, and its Ready node keeps
-// the node-lifecycle controller out of its zone-disruption mode (which stops evictions) in the suite's node tests.
+/**
+ * Tidepool's own processes on the stack, in the order `up` starts them. The simulated kubelet of `./dev up`
+ * stays: it starts only the default namespace's pods, and its Ready node keeps the node-lifecycle controller
+ * out of its zone-disruption mode (which stops evictions) in the suite's node tests.
+ */
 const TIDEPOOL_PROCESSES: ComponentName[] = ['tidepool-webhook', 'tidepool-worker', 'tidepool-agent'];
 
 /**
@@ -23,6 +28,7 @@ const TIDEPOOL_PROCESSES: ComponentName[] = ['tidepool-webhook', 'tidepool-worke
  * controller, sweep and webhook would otherwise act on the suite's pools and pods (and the suite's on theirs).
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  project.provide('suiteRun', randomBytes(4).toString('hex'));
   await buildCni();
   const log = (line: string) => console.log(`[stack] ${line}`);
   if (process.env.TIDEPOOL_TEMPORAL === 'testcontainers') {

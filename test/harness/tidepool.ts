@@ -12,7 +12,7 @@ import type { TidepoolMetrics } from '../../src/metrics.ts';
 import type { PoolWriter } from '../../src/store/pool-writer.ts';
 import { RECLAIM_DEFAULTS, type ReclaimSettings } from '../../src/gc/config.ts';
 import { createTidepoolWorker } from '../../src/worker/worker.ts';
-import { kubeConfig, stack } from './cluster.ts';
+import { kubeConfig, stack, suiteSelector } from './cluster.ts';
 
 export interface TidepoolUnderTest {
   taskQueue: string;
@@ -45,7 +45,7 @@ export async function startTidepool(
     connection: workerConnection,
     namespace: info.temporalNamespace,
     kubeConfig: kubeConfig(),
-    settings: { ...RECLAIM_DEFAULTS, ...options.settings },
+    settings: { ...RECLAIM_DEFAULTS, namespaceSelector: suiteSelector(), ...options.settings },
     shutdownGraceMs: 5000,
     taskQueue,
   });
@@ -64,7 +64,9 @@ export async function startTidepool(
   });
   const server = await serveAgent(agent, socketPath, (error) => console.error('agent error', error));
   const stopAgent = () => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
-  const controller = options.controller ? createController({ kubeConfig: kubeConfig(), client, taskQueue, gc: { ...RECLAIM_DEFAULTS.gc, ...options.settings?.gc } }) : undefined;
+  const controller = options.controller
+    ? createController({ kubeConfig: kubeConfig(), client, taskQueue, gc: { ...RECLAIM_DEFAULTS.gc, ...options.settings?.gc }, namespaceSelector: options.settings?.namespaceSelector ?? suiteSelector() })
+    : undefined;
   await controller?.start();
 
   return {

@@ -11,7 +11,7 @@ import { ensureGcSchedule } from '../../src/gc/schedule.ts';
 import { TidepoolClient } from '../../src/k8s/client.ts';
 import { API_VERSION, IP_PROTECTION_FINALIZER } from '../../src/k8s/types.ts';
 import { podLifecycleWorkflowId } from '../../src/temporal/names.ts';
-import { createNamespace, kubeConfig, waitFor } from '../harness/cluster.ts';
+import { createNamespace, kubeConfig, suiteSelector, waitFor } from '../harness/cluster.ts';
 import { cniEnv, netconf, runCni, startTidepool, type TidepoolUnderTest } from '../harness/tidepool.ts';
 
 const tag = randomBytes(3).toString('hex');
@@ -106,6 +106,42 @@ describe('a GC sweep', () => {
     }
     const again = await sweep(false);
     expect(mine(again)).toEqual([]);
+  });
+});
+
+describe('two workers with their own namespace selectors (two installations, or the suite beside ./dev up)', () => {
+  it('each sweeps only the records of its own namespaces, and never the other’s', async () => {
+    const scopes = ['a', 'b'] as const;
+    const namespaces = await Promise.all(scopes.map((scope) => createNamespace(`sweep-${scope}`)));
+    const workers: TidepoolUnderTest[] = [];
+    try {
+      for (const [i, scope] of scopes.entries()) {
+        await core().patchNamespace(
+          { name: namespaces[i]!.name, body: { metadata: { labels: { 'tidepool.dev/scope-test': `${tag}-${scope}` } } } },
+          setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+        );
+        workers.push(await startTidepool({ settings: { namespaceSelector: `${suiteSelector()},tidepool.dev/scope-test=${tag}-${scope}` } }));
+      }
+      const current = (await pools().getPool(pool))!;
+      const old = new Date(Date.now() - 600_000).toISOString();
+      const ghosts = { '10.91.0.45': { pod: `${namespaces[0]!.name}/ghost-a`, podUID: 'ghost-a', allocatedAt: old }, '10.91.0.46': { pod: `${namespaces[1]!.name}/ghost-b`, podUID: 'ghost-b', allocatedAt: old } };
+      const allocatedIPs = { ...current.status!.allocatedIPs, ...ghosts };
+      await pools().replacePoolStatus({ ...current, status: { ...current.status, allocatedIPs, allocatedIPCount: Object.keys(allocatedIPs).length } });
+
+      const sweepOf = (worker: TidepoolUnderTest) =>
+        worker.client.workflow.execute('gcSweep', { taskQueue: worker.taskQueue, workflowId: `scoped-sweep-${tag}-${randomBytes(2).toString('hex')}`, args: [{}] }) as Promise<SweepReport>;
+      const ghostsLeft = async () => (await holders()).filter((name) => (name ?? '').startsWith('ghost-'));
+      const first = await sweepOf(workers[0]!);
+      expect(first.reclaims.map((r) => `${r.namespace}/${r.pod}`)).toEqual([`${namespaces[0]!.name}/ghost-a`]);
+      expect(first.scope).toBeUndefined();
+      await waitFor('worker a to reclaim its ghost', async () => (await ghostsLeft()).join() === 'ghost-b', 20_000);
+      const second = await sweepOf(workers[1]!);
+      expect(second.reclaims.map((r) => `${r.namespace}/${r.pod}`)).toEqual([`${namespaces[1]!.name}/ghost-b`]);
+      await waitFor('worker b to reclaim its ghost', async () => (await ghostsLeft()).length === 0, 20_000);
+    } finally {
+      for (const worker of workers) await worker.stop();
+      for (const namespace of namespaces) await namespace.remove();
+    }
   });
 });
 
