@@ -8,19 +8,22 @@ describe('reclaim settings', () => {
   });
 
   it('takes the file over the defaults and the environment over the file', () => {
-    const file = parseConfigFile('gc:\n  enabled: false\n  sweepInterval: 2m\n  additionalGraceDelay: 30\nallocation:\n  reuseCooldown: 10s\n', 'tidepool.yaml');
+    const file = parseConfigFile('gc:\n  enabled: false\n  sweepInterval: 2m\n  additionalGraceDelay: 30\n  namespaceSelector: team=a\nallocation:\n  reuseCooldown: 10s\n', 'tidepool.yaml');
     const settings = resolveReclaimSettings(file, { TIDEPOOL_GC_ENABLED: 'true', TIDEPOOL_GC_TERMINATING_ON_NOT_READY_NODE: 'false' });
     expect(settings).toEqual({
       gc: { ...RECLAIM_DEFAULTS.gc, enabled: true, reclaimTerminatingOnNotReadyNode: false, additionalGraceDelayMs: 30_000 },
+      namespaceSelector: 'team=a',
       sweepIntervalMs: 120_000,
       reuseCooldownMs: 10_000,
     });
+    expect(resolveReclaimSettings(file, { TIDEPOOL_GC_NAMESPACE_SELECTOR: '!tidepool.dev/test-run' }).namespaceSelector).toBe('!tidepool.dev/test-run');
   });
 
   it.each([
     [{ gc: { enabled: 'yes' } }, {}, 'config file gc.enabled must be true or false, not "yes"'],
     [{ gc: { sweepInterval: 'soon' } }, {}, 'config file gc.sweepInterval="soon" is not a duration'],
     [{ gc: { enable: true } }, {}, 'config file: unknown setting gc.enable'],
+    [{ gc: { namespaceSelector: 3 } }, {}, 'config file gc.namespaceSelector must be a string, not 3'],
     [{ reclaim: {} }, {}, 'config file: unknown section reclaim (expected gc or allocation)'],
     [undefined, { TIDEPOOL_GC_MIN_RECORD_AGE: '-1s' }, 'TIDEPOOL_GC_MIN_RECORD_AGE="-1s" is not a duration'],
     [undefined, { TIDEPOOL_GC_SWEEP_INTERVAL: '1s' }, 'the sweep interval must be at least 10s'],
