@@ -108,6 +108,8 @@ export class PodLifecycle {
   /** A failed ADD left the lifecycle holding nothing: wait for the runtime's next ADD, unless the pod is gone. */
   private awaitNextAdd(podUID: string, failure: { type: string; message: string }): void {
     const lifecycle = this.snapshot;
+    // A pod re-created under the name starts its own count.
+    if (lifecycle.podUID !== podUID) lifecycle.failedAttempts = 0;
     lifecycle.podUID = podUID;
     lifecycle.failedAttempts = (lifecycle.failedAttempts ?? 0) + 1;
     const podGone = POD_GONE_FAILURES.includes(failure.type as FailureType);
