@@ -38,11 +38,16 @@ export function createSweepActivities({
   const events = new EventRecorder(kubeConfig);
   const warn = (message: string, fields: Record<string, unknown>) => log.warn(message, fields);
 
-  /** The scope narrowed to the namespaces the worker's selector matches, listed live. */
+  /**
+   * The scope without the existing namespaces the worker's selector does not match, listed live. Records of a
+   * namespace that is gone stay in scope, or a worker with a selector would never reclaim them.
+   */
   async function withinSelector(scope: SweepScope): Promise<SweepScope> {
     if (!namespaceSelector) return scope;
-    const matching = (await kubeCall('list namespaces', () => core.listNamespace({ labelSelector: namespaceSelector }))).items.map((ns) => ns.metadata?.name ?? '');
-    return { ...scope, namespaces: scope.namespaces ? scope.namespaces.filter((ns) => matching.includes(ns)) : matching };
+    const names = async (labelSelector?: string) =>
+      (await kubeCall('list namespaces', () => core.listNamespace(labelSelector ? { labelSelector } : {}))).items.map((ns) => ns.metadata?.name ?? '');
+    const matching = new Set(await names(namespaceSelector));
+    return { ...scope, excludeNamespaces: (await names()).filter((name) => !matching.has(name)) };
   }
 
   /** Whether the holder still holds the IP by a live read: its pod live and not terminating, and its claim still there. */

@@ -17,6 +17,11 @@ export type PoolDeletionWorkflow = (pool: string, recheckEvery?: string | number
 export interface SweepScope {
   pools?: string[];
   namespaces?: string[];
+  /**
+   * Existing namespaces outside the worker's namespace selector, whose records it leaves alone. A namespace
+   * that no longer exists is in every worker's scope: no live pod can hold its records.
+   */
+  excludeNamespaces?: string[];
 }
 
 export interface SweepInput extends SweepScope {

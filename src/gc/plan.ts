@@ -94,9 +94,13 @@ interface ScopeTest {
 function scopeTest(scope: SweepScope): ScopeTest {
   const pools = scope.pools ? new Set(scope.pools) : undefined;
   const namespaces = scope.namespaces ? new Set(scope.namespaces) : undefined;
+  const excluded = new Set(scope.excludeNamespaces ?? []);
   return {
     pool: (name) => !pools || pools.has(name),
-    pod: (name) => !namespaces || namespaces.has(name.split('/')[0] ?? ''),
+    pod: (name) => {
+      const namespace = name.split('/')[0] ?? '';
+      return (!namespaces || namespaces.has(namespace)) && !excluded.has(namespace);
+    },
   };
 }
 

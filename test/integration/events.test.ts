@@ -83,8 +83,11 @@ describe('Kubernetes Events an operator finds with kubectl', () => {
 
     // An administrator reserves the IP the pod holds.
     await client().createReservedIP(reservation, { ips: ['10.94.0.1'] });
-    await waitFor('the ReservedIPHeld Event', async () => (await events(['-n', 'default'], 'ReservedIPHeld')).some((e) => e.involvedObject.name === reservation), 15_000);
-    const [held] = (await events(['-n', 'default'], 'ReservedIPHeld')).filter((e) => e.involvedObject.name === reservation);
+    // Another run's leftover pool may hold the same IP for its own pod: only this pod's Event is this test's.
+    const ours = async () =>
+      (await events(['-n', 'default'], 'ReservedIPHeld')).filter((e) => e.involvedObject.name === reservation && e.message.includes(`${namespace.name}/starved`));
+    await waitFor('the ReservedIPHeld Event', async () => (await ours()).length > 0, 15_000);
+    const [held] = await ours();
     expect([held!.type, held!.involvedObject.kind, held!.message]).toEqual([
       'Warning',
       'ReservedIP',

@@ -115,3 +115,12 @@ describe('planSweep: stale records and aimed sweeps', () => {
     expect((await plan(all)).scope).toBeUndefined();
   });
 });
+
+describe('planSweep: a worker’s namespace selector', () => {
+  it('leaves the existing namespaces outside it alone, and judges the records of a namespace that is gone', async () => {
+    const gone = (pod: string) => ({ pod, podUID: `uid-${pod}`, interface: 'eth0', allocatedAt: old });
+    const scoped: IPPool = { ...pool, status: { reconciledUID: 'pool-uid', allocatedIPs: { '10.7.0.1': gone('mine/a'), '10.7.0.2': gone('theirs/b'), '10.7.0.3': gone('deleted/c') } } };
+    const report = await planSweep({ ...snapshot([], []), pools: [scoped] }, RECLAIM_DEFAULTS.gc, NOW, () => Promise.resolve(false), { excludeNamespaces: ['theirs'] });
+    expect(report.reclaims.map((r) => `${r.namespace}/${r.pod}`).sort()).toEqual(['deleted/c', 'mine/a']);
+  });
+});
