@@ -30,8 +30,9 @@ function startSandbox(pod: V1Pod): { container: string; run: Promise<CniRun> } {
   return { container, run: runCni('ADD', cniEnv(podRef(pod), container), netconf(tidepool.socketPath, tidepool.spoolDir)) };
 }
 
+/** This test pool's entries of status.heldIPs: a pool another run left behind may hold the same IPs. */
 async function heldIPs() {
-  return (await client().reservedIPs.get(reservedName))?.status?.heldIPs ?? [];
+  return ((await client().reservedIPs.get(reservedName))?.status?.heldIPs ?? []).filter((entry) => entry.pool === poolName);
 }
 
 beforeAll(async () => {
