@@ -7,7 +7,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { AppsV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
-import { CNI_BUNDLE } from '../scripts/build-cni.ts';
+import { CNI_BINARY } from '../scripts/build-cni.ts';
 import { TidepoolClient } from '../src/k8s/client.ts';
 import { loadKubeConfig } from '../src/k8s/kubeconfig.ts';
 import { podLifecycleWorkflowId } from '../src/temporal/names.ts';
@@ -79,7 +79,7 @@ export async function runDemo(): Promise<DemoResult> {
     kubeConfig,
     nodes: NODES,
     namespace: NAMESPACE,
-    cni: { binary: CNI_BUNDLE, cniPath: path.dirname(CNI_BUNDLE), netconf: (node) => stackNetconf(info.agentSocket!, stackPaths(stackConfig).cniSpool, node) },
+    cni: { binary: CNI_BINARY, cniPath: path.dirname(CNI_BINARY), netconf: (node) => stackNetconf(info.agentSocket!, stackPaths(stackConfig).cniSpool, node) },
     retryMs: 1000,
   });
   await kubelet.start();

@@ -55,8 +55,8 @@ export interface ClusterRunOptions {
   powerOffMs?: number;
   parallelismPerNode?: number;
   onProgress?: (scenario: Scenario, line: string) => void;
-  /** Called as each scenario's timed part starts and ends (a benchmark samples CPU there). */
-  onTimed?: (scenario: Scenario, phase: 'start' | 'end') => void;
+  /** Called as each scenario's timed part starts and ends (a benchmark samples CPU and counters there); awaited, outside the timing. */
+  onTimed?: (scenario: Scenario, phase: 'start' | 'end') => void | Promise<void>;
 }
 
 const DEPLOYMENT = 'bench-app';
@@ -120,8 +120,8 @@ export async function runClusterScenarios(options: ClusterRunOptions): Promise<{
     const errorsBefore = { ...kubelet.stats.errors };
     const failuresBefore = kubelet.stats.addFailures;
     const previous = new Set(kubelet.listPods().map((pod) => pod.metadata!.uid!));
+    await options.onTimed?.(scenario, 'start');
     let started = performance.now();
-    options.onTimed?.(scenario, 'start');
     let goal: () => Promise<{ done: boolean; count: number; progress: string }>;
     const running = (fresh: boolean) => kubelet.listPods().filter((pod) => isRunning(pod) && (!fresh || !previous.has(pod.metadata!.uid!))).length;
     const runningGoal = (fresh: boolean) => async () => {
@@ -161,8 +161,8 @@ export async function runClusterScenarios(options: ClusterRunOptions): Promise<{
         options.onProgress?.(scenario, `nodes powered off; on again in ${Math.round((offUntil - Date.now()) / 1000)} s`);
         await waitUntilNotReady(core, options.nodes, offUntil);
         await sleep(Math.max(0, offUntil - Date.now()));
+        await options.onTimed?.(scenario, 'start');
         started = performance.now();
-        options.onTimed?.(scenario, 'start');
         const poweredOnAt = Date.now();
         for (const node of options.nodes) kubelet.powerOn(node);
         goal = async () => {
@@ -194,7 +194,7 @@ export async function runClusterScenarios(options: ClusterRunOptions): Promise<{
       await sleep(1000);
     }
     const seconds = (performance.now() - started) / 1000;
-    options.onTimed?.(scenario, 'end');
+    await options.onTimed?.(scenario, 'end');
     const errors = Object.fromEntries(
       Object.entries(kubelet.stats.errors)
         .map(([message, count]) => [message, count - (errorsBefore[message] ?? 0)] as const)

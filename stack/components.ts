@@ -4,7 +4,7 @@ import path from 'node:path';
 import { devServerSearchAttributeArgs } from '../src/temporal/search-attributes.ts';
 import type { StackConfig, StackPaths } from './config.ts';
 import type { ProcessSpec } from './processes.ts';
-import { CNI_BUNDLE } from '../scripts/build-cni.ts';
+import { CNI_BINARY } from '../scripts/build-cni.ts';
 
 /** The controllers kube-controller-manager runs. No node-ipam-controller: Tidepool is the IPAM. */
 export const CONTROLLERS = [
@@ -186,7 +186,7 @@ export function tidepoolComponents(
         KUBECONFIG: paths.kubeconfig,
         NODE_NAME: STACK_NODE,
         TIDEPOOL_KUBELET_NAMESPACE: STACK_POD_NAMESPACE,
-        TIDEPOOL_CNI_BINARY: CNI_BUNDLE,
+        TIDEPOOL_CNI_BINARY: CNI_BINARY,
         TIDEPOOL_AGENT_SOCKET: paths.agentSocket,
         TIDEPOOL_SPOOL_DIR: paths.cniSpool,
         PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? ''}`,

@@ -2,7 +2,7 @@
 // what runs now.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { buildCni, CNI_BUNDLE } from '../scripts/build-cni.ts';
+import { buildCni, CNI_BINARY } from '../scripts/build-cni.ts';
 import { Connection } from '@temporalio/client';
 import { KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
@@ -137,7 +137,7 @@ export async function up(
   if (options.tidepool) {
     // The simulated kubelet starts its node's sandboxes with the plugin built from this tree.
     await buildCni();
-    log(`tidepool-cni: built at ${CNI_BUNDLE}`);
+    log(`tidepool-cni: built at ${CNI_BINARY}`);
     for (const spec of tidepoolComponents(config, paths, temporalAddress, options.workerEnv)) {
       const { check, timeoutMs } = readiness[spec.name as ComponentName];
       await startAndWait(config, paths, spec, check, timeoutMs, log);

@@ -1,27 +1,32 @@
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
-import { AGENT_PATHS } from '../contract/agent-api.ts';
+import { AGENT_INVOKE_PATH, AGENT_PATHS, type PluginInvocation } from '../contract/agent-api.ts';
 import { CniErrorCode } from '../contract/cni-codes.ts';
+import { isObject } from '../contract/values.ts';
+import { runCni, type AgentCalls, type AgentOutcome } from '../cni/plugin.ts';
+import type { CniError as CniErrorBody } from '../cni/spec.ts';
 import { CniError, type Agent } from './agent.ts';
 import { agentRequestProblem } from './requests.ts';
 
 const MAX_BODY_BYTES = 64 * 1024;
+/** An invocation carries the whole network configuration, which a CHECK's prevResult makes longer. */
+const MAX_INVOCATION_BYTES = 1024 * 1024;
 
 class BodyTooLarge extends Error {}
 
 /** Reads a JSON body. A body over the limit is read to its end but not kept, so that it can be answered (413). */
-function readBody(request: http.IncomingMessage): Promise<unknown> {
+function readBody(request: http.IncomingMessage, maxBytes: number): Promise<unknown> {
   return new Promise((resolve, reject) => {
     let size = 0;
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size <= MAX_BODY_BYTES) chunks.push(chunk);
+      if (size <= maxBytes) chunks.push(chunk);
     });
     request.on('end', () => {
-      if (size > MAX_BODY_BYTES) {
-        reject(new BodyTooLarge(`request body is larger than ${MAX_BODY_BYTES} bytes`));
+      if (size > maxBytes) {
+        reject(new BodyTooLarge(`request body is larger than ${maxBytes} bytes`));
         return;
       }
       try {
@@ -40,18 +45,57 @@ function send(response: http.ServerResponse, status: number, body: unknown): voi
   response.end(text);
 }
 
+/** The answer of an agent call that failed: its CNI error, or for any other failure an I/O error (5) naming it. */
+function refusal(error: unknown, onError: (error: Error) => void): CniErrorBody {
+  if (error instanceof CniError) return { code: error.code, msg: error.message, ...(error.details ? { details: error.details } : {}) };
+  onError(error as Error);
+  const cause = (error as Error).cause;
+  return { code: CniErrorCode.IOFailure, msg: `tidepool agent failed: ${(error as Error).message}`, ...(cause instanceof Error ? { details: cause.message } : {}) };
+}
+
+/** The agent's calls as an invocation makes them, in-process: each outcome is what its own path would answer. */
+export function agentCalls(agent: Agent, onError: (error: Error) => void = () => {}): AgentCalls {
+  const outcome = async <T>(call: () => Promise<T>): Promise<AgentOutcome<T>> => {
+    try {
+      return { ok: true, value: await call() };
+    } catch (error) {
+      return { ok: false, error: refusal(error, onError) };
+    }
+  };
+  return {
+    add: (request) => outcome(() => agent.add(request)),
+    del: (request) => outcome(async () => void (await agent.del(request))),
+    check: (request) => outcome(() => agent.check(request)),
+    gc: (request) => outcome(() => agent.gc(request)),
+    status: () => outcome(() => agent.status()),
+  };
+}
+
+function invocationProblem(body: unknown): string | undefined {
+  if (!isObject(body)) return 'the request body must be a JSON object {"env", "stdin"}';
+  if (typeof body.stdin !== 'string') return '"stdin" must be a string';
+  if (!isObject(body.env) || !Object.values(body.env).every((value) => typeof value === 'string')) return '"env" must be an object of strings';
+  return undefined;
+}
+
 /**
- * Serves the agent API on a unix socket readable and writable by root only (mode 0600):
- * POST /v1/cni/add, /v1/cni/del, /v1/cni/check, /v1/cni/gc, /v1/cni/status with JSON bodies; GET /healthz. Errors answer
- * `{code, msg, details}` with a CNI error code.
+ * Serves the agent API on a unix socket readable and writable by root only (mode 0600): POST /v1/cni/invoke with
+ * a whole invocation, answered with what tidepool-cni prints; POST /v1/cni/add, /v1/cni/del, /v1/cni/check,
+ * /v1/cni/gc, /v1/cni/status with JSON bodies; GET /healthz. Errors answer `{code, msg, details}` with a CNI
+ * error code.
  */
 export async function serveAgent(agent: Agent, socketPath: string, onError: (error: Error) => void = () => {}): Promise<http.Server> {
+  const calls = agentCalls(agent, onError);
   const operations: Record<string, (body: unknown) => Promise<unknown>> = {
     [AGENT_PATHS.ADD]: (body) => agent.add(body),
     [AGENT_PATHS.DEL]: async (body) => (await agent.del(body), {}),
     [AGENT_PATHS.CHECK]: async (body) => (await agent.check(body), {}),
     [AGENT_PATHS.GC]: (body) => agent.gc(body),
     [AGENT_PATHS.STATUS]: async () => (await agent.status(), {}),
+    [AGENT_INVOKE_PATH]: (body) => {
+      const { env, stdin } = body as PluginInvocation;
+      return runCni(env, stdin, calls);
+    },
   };
   const server = http.createServer((request, response) => {
     // Answers after the body is read (and dropped): answered early, a client still sending gets EPIPE, not the answer.
@@ -63,10 +107,10 @@ export async function serveAgent(agent: Agent, socketPath: string, onError: (err
     const target = request.url ?? '';
     const operation = request.method === 'POST' ? operations[target] : undefined;
     if (!operation) return answerAfterBody(404, { code: CniErrorCode.InvalidEnvironment, msg: `no such agent endpoint: ${request.method} ${request.url}` });
-    readBody(request)
+    readBody(request, target === AGENT_INVOKE_PATH ? MAX_INVOCATION_BYTES : MAX_BODY_BYTES)
       .then((body) => {
         // A malformed request is refused here, before anything of it reaches Temporal.
-        const problem = agentRequestProblem(target, body);
+        const problem = target === AGENT_INVOKE_PATH ? invocationProblem(body) : agentRequestProblem(target, body);
         if (problem) throw new CniError(CniErrorCode.InvalidEnvironment, problem);
         return operation(body);
       })
@@ -75,12 +119,8 @@ export async function serveAgent(agent: Agent, socketPath: string, onError: (err
         (error: unknown) => {
           if (error instanceof BodyTooLarge) {
             send(response, 413, { code: CniErrorCode.InvalidEnvironment, msg: error.message });
-          } else if (error instanceof CniError) {
-            send(response, 400, { code: error.code, msg: error.message, ...(error.details ? { details: error.details } : {}) });
           } else {
-            onError(error as Error);
-            const cause = (error as Error).cause;
-            send(response, 500, { code: CniErrorCode.IOFailure, msg: `tidepool agent failed: ${(error as Error).message}`, ...(cause instanceof Error ? { details: cause.message } : {}) });
+            send(response, error instanceof CniError ? 400 : 500, refusal(error, onError));
           }
         },
       );

@@ -9,7 +9,7 @@ import { NODE_DEFAULTS } from '../contract/defaults.ts';
 export const IPAM_TYPE = 'tidepool';
 
 
-const MAX_TIMEOUT_SECONDS = 600;
+export const MAX_TIMEOUT_SECONDS = 600;
 /** sun_path holds 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH_BYTES = 107;
 

@@ -1,36 +1,43 @@
-// One run of tidepool-cni: from the CNI_* environment and stdin to what goes to stdout, stderr and the
-// exit code. Every failure ends as a spec-shaped error result.
-import { agentAdd, agentCheck, agentDel, agentGc, agentStatus, type AgentFailure } from './agent-client.ts';
+// One CNI invocation, in the agent: from the CNI_* environment and stdin that tidepool-cni forwarded to what
+// tidepool-cni prints on stdout and stderr and its exit code. Every failure ends as a spec-shaped error result.
+import type {
+  PluginOutput,
+  AgentAddRequest,
+  AgentAddResponse,
+  AgentCheckRequest,
+  AgentDelRequest,
+  AgentGcRequest,
+} from '../contract/agent-api.ts';
+import { CniErrorCode } from '../contract/cni-codes.ts';
+import type { RuntimeGcResult } from '../contract/runtime-gc.ts';
 import type { CniEnvironment } from './environment.ts';
 import { parseInvocation, type Invocation } from './netconf.ts';
 import { addResult, errorResult, versionResult } from './result.ts';
-import { CniErrorCode } from '../contract/cni-codes.ts';
-import { NEWEST_CNI_VERSION, type CniError } from './spec.ts';
-import { spoolDel } from './spool.ts';
+import type { CniError } from './spec.ts';
 
-export interface PluginOutput {
-  stdout: string;
-  /** Log lines for the runtime's log; the spec leaves stderr unstructured. */
-  stderr: string;
-  exitCode: 0 | 1;
+/** An agent call's answer: its value, or the CNI error the agent refused it with. */
+export type AgentOutcome<T> = { ok: true; value: T } | { ok: false; error: CniError };
+
+/** What an invocation asks of the node agent, one call per CNI command. */
+export interface AgentCalls {
+  add(request: AgentAddRequest): Promise<AgentOutcome<AgentAddResponse>>;
+  del(request: AgentDelRequest): Promise<AgentOutcome<void>>;
+  check(request: AgentCheckRequest): Promise<AgentOutcome<void>>;
+  gc(request: AgentGcRequest): Promise<AgentOutcome<RuntimeGcResult>>;
+  status(): Promise<AgentOutcome<void>>;
 }
 
-export async function runCni(env: CniEnvironment, stdin: string): Promise<PluginOutput> {
+export async function runCni(env: CniEnvironment, stdin: string, agent: AgentCalls): Promise<PluginOutput> {
   const parsed = parseInvocation(env, stdin);
   if (!parsed.ok) return failed(parsed.cniVersion, parsed.error);
   try {
-    return await dispatch(parsed.invocation);
+    return await dispatch(parsed.invocation, agent);
   } catch (error) {
     return failed(parsed.invocation.cniVersion, unexpectedError(error));
   }
 }
 
-/** The output for a failure that happened before the network configuration could be read. */
-export function failedBeforeParsing(error: CniError): PluginOutput {
-  return failed(NEWEST_CNI_VERSION, error);
-}
-
-export function unexpectedError(error: unknown): CniError {
+function unexpectedError(error: unknown): CniError {
   const message = error instanceof Error ? error.message : String(error);
   return {
     code: CniErrorCode.Internal,
@@ -39,85 +46,53 @@ export function unexpectedError(error: unknown): CniError {
   };
 }
 
-async function dispatch(invocation: Invocation): Promise<PluginOutput> {
+async function dispatch(invocation: Invocation, agent: AgentCalls): Promise<PluginOutput> {
   switch (invocation.command) {
     case 'VERSION':
       return succeeded(versionResult(invocation.cniVersion));
     case 'GC': {
       const { cniVersion, ipam, network, validAttachments } = invocation;
-      const outcome = await agentGc(
-        { socketPath: ipam.agentSocket, timeoutSeconds: ipam.delTimeoutSeconds },
-        { network, validAttachments, ...(ipam.nodeName ? { node: ipam.nodeName } : {}) },
-      );
-      if (!outcome.ok) return failed(cniVersion, outcome.failure.error);
+      const outcome = await agent.gc({ network, validAttachments, ...(ipam.nodeName ? { node: ipam.nodeName } : {}) });
+      if (!outcome.ok) return failed(cniVersion, outcome.error);
       const { released, stale, tooYoung } = outcome.value;
       const log = `tidepool-cni: GC of network ${network}: ${stale} stale attachments, ${released.length} IPs released, ${tooYoung} too young to release\n`;
       return succeeded(undefined, log);
     }
     case 'STATUS': {
-      const outcome = await agentStatus({ socketPath: invocation.ipam.agentSocket, timeoutSeconds: invocation.ipam.statusTimeoutSeconds });
-      return outcome.ok ? succeeded() : failed(invocation.cniVersion, outcome.failure.error);
+      const outcome = await agent.status();
+      return outcome.ok ? succeeded() : failed(invocation.cniVersion, outcome.error);
     }
     default:
-      return dispatchAttachment(invocation);
+      return dispatchAttachment(invocation, agent);
   }
 }
 
-async function dispatchAttachment(invocation: Extract<Invocation, { command: 'ADD' | 'DEL' | 'CHECK' }>): Promise<PluginOutput> {
+async function dispatchAttachment(
+  invocation: Extract<Invocation, { command: 'ADD' | 'DEL' | 'CHECK' }>,
+  agent: AgentCalls,
+): Promise<PluginOutput> {
   const { cniVersion, containerID, interface: interfaceName, pod, ipam } = invocation;
   const attachment = { containerID, interface: interfaceName, ...pod };
   switch (invocation.command) {
     case 'ADD': {
-      const outcome = await agentAdd(
-        { socketPath: ipam.agentSocket, timeoutSeconds: ipam.addTimeoutSeconds },
-        {
-          ...attachment,
-          netns: invocation.netns,
-          defaultPools: { ipv4: ipam.defaultIpv4Pools, ipv6: ipam.defaultIpv6Pools },
-          ...(invocation.network ? { network: invocation.network } : {}),
-          ...(ipam.nodeName ? { node: ipam.nodeName } : {}),
-        },
-      );
-      return outcome.ok ? succeeded(addResult(invocation.cniVersion, outcome.value)) : failed(cniVersion, outcome.failure.error);
+      const outcome = await agent.add({
+        ...attachment,
+        netns: invocation.netns,
+        defaultPools: { ipv4: ipam.defaultIpv4Pools, ipv6: ipam.defaultIpv6Pools },
+        ...(invocation.network ? { network: invocation.network } : {}),
+        ...(ipam.nodeName ? { node: ipam.nodeName } : {}),
+      });
+      return outcome.ok ? succeeded(addResult(invocation.cniVersion, outcome.value)) : failed(cniVersion, outcome.error);
     }
     case 'CHECK': {
-      const outcome = await agentCheck(
-        { socketPath: ipam.agentSocket, timeoutSeconds: ipam.delTimeoutSeconds },
-        { ...attachment, ips: invocation.prevResultAddresses },
-      );
-      return outcome.ok ? succeeded() : failed(cniVersion, outcome.failure.error);
+      const outcome = await agent.check({ ...attachment, ips: invocation.prevResultAddresses });
+      return outcome.ok ? succeeded() : failed(cniVersion, outcome.error);
     }
     case 'DEL': {
-      const endpoint = { socketPath: ipam.agentSocket, timeoutSeconds: ipam.delTimeoutSeconds };
-      const outcome = await agentDel(endpoint, attachment);
-      if (outcome.ok) return succeeded();
-      if (!agentUnavailable(outcome.failure)) return failed(cniVersion, outcome.failure.error);
-      try {
-        const file = await spoolDel(ipam.spoolDir, attachment);
-        const log = `tidepool-cni: ${outcome.failure.error.msg}; DEL spooled to ${file} for the agent to replay\n`;
-        return succeeded(undefined, log);
-      } catch (error) {
-        return failed(cniVersion, {
-          code: CniErrorCode.IOFailure,
-          msg: `could not spool the DEL of container ${containerID} (interface ${interfaceName}) to ${ipam.spoolDir}: ${
-            error instanceof Error ? error.message : String(error)
-          }`,
-          details:
-            `the tidepool agent could not take the DEL (${outcome.failure.error.msg}), so it must be spooled for the ` +
-            `agent to replay; make ${ipam.spoolDir} (ipam.spool_dir) a writable directory on this node`,
-        });
-      }
+      const outcome = await agent.del(attachment);
+      return outcome.ok ? succeeded() : failed(cniVersion, outcome.error);
     }
   }
-}
-
-/** The DEL cannot be handed over now but may be later: spool it rather than fail it. */
-function agentUnavailable(failure: AgentFailure): boolean {
-  return (
-    failure.kind === 'unreachable' ||
-    failure.kind === 'timeout' ||
-    (failure.kind === 'rejected' && failure.error.code === CniErrorCode.TryAgainLater)
-  );
 }
 
 function succeeded(result?: object, stderr = ''): PluginOutput {

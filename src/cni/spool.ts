@@ -1,9 +1,12 @@
-// The DEL spool: a DEL that cannot reach the agent is written here by tidepool-cni, and the agent replays
-// it later, so that no release is ever lost. One file per attachment, written atomically and durably.
+// The DEL spool: a DEL that cannot reach the agent is written here by tidepool-cni (the invocation as it came:
+// {"env", "stdin", "spooledAt"}), and one that cannot reach Temporal by the agent (the attachment); the agent
+// replays both later, so that no release is ever lost. One file per attachment, written atomically and durably.
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { AgentAttachment } from '../contract/agent-api.ts';
+import { isObject } from '../contract/values.ts';
+import { parseInvocation } from './netconf.ts';
 
 export interface SpooledDel extends AgentAttachment {
   /** When the DEL was spooled (RFC 3339). */
@@ -14,7 +17,7 @@ const ENTRY_SUFFIX = '.json';
 const TEMP_SUFFIX = '.tmp';
 const CORRUPT_SUFFIX = '.corrupt';
 /** Leaves room in 255 bytes for the hash, the suffixes and the temp file's pid and random part. */
-const MAX_NAME_PART = 180;
+export const MAX_NAME_PART = 180;
 
 /**
  * Spools a DEL durably and gives the file's path: creates `dir` (mode 0700) if needed, writes a temp file
@@ -127,6 +130,7 @@ function parseSpooledDel(text: string): SpooledDel | string {
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'not a JSON object';
   const record = value as Record<string, unknown>;
+  if (record.stdin !== undefined) return parseSpooledInvocation(record);
   // A DEL spooled by a plugin from before the agent API named the interface `interface`.
   if (record.interface === undefined) record.interface = record.ifName;
   for (const key of ['containerID', 'interface', 'podNamespace', 'podName', 'podUID', 'spooledAt'] as const) {
@@ -146,6 +150,19 @@ function parseSpooledDel(text: string): SpooledDel | string {
   };
   if (record.infraContainerID !== undefined) entry.infraContainerID = record.infraContainerID as string;
   return entry;
+}
+
+/** A DEL that tidepool-cni spooled as it came, judged as the agent judges an invocation. */
+function parseSpooledInvocation(record: Record<string, unknown>): SpooledDel | string {
+  const { env, stdin, spooledAt } = record;
+  if (typeof stdin !== 'string') return '"stdin" is not a string';
+  if (!isObject(env) || !Object.values(env).every((value) => typeof value === 'string')) return '"env" is not an object of strings';
+  if (typeof spooledAt !== 'string' || Number.isNaN(Date.parse(spooledAt))) return '"spooledAt" is not an RFC 3339 time';
+  const parsed = parseInvocation(env as Record<string, string>, stdin);
+  if (!parsed.ok) return `not a DEL the agent takes: ${parsed.error.msg}`;
+  if (parsed.invocation.command !== 'DEL') return `a spooled ${parsed.invocation.command}, not a DEL`;
+  const { containerID, interface: interfaceName, pod } = parsed.invocation;
+  return { containerID, interface: interfaceName, ...pod, spooledAt };
 }
 
 async function fsyncDirectory(dir: string): Promise<void> {

@@ -1,8 +1,29 @@
 // The wire contract between tidepool-cni and the node-local tidepool agent: HTTP/1.1 with JSON bodies over
-// a unix socket. Both sides import these types; nothing here runs.
+// a unix socket. tidepool-cni (a small Go program) forwards each invocation whole to AGENT_INVOKE_PATH and
+// prints the answer; the agent turns it into the calls below. Both sides of each call import these types;
+// nothing here runs.
 import type { DefaultPools, PodIP } from './lifecycle.ts';
 import type { GcAttachment } from './runtime-gc.ts';
 
+/** tidepool-cni's one request: an invocation as the runtime made it, answered with what to print. */
+export const AGENT_INVOKE_PATH = '/v1/cni/invoke';
+
+export interface PluginInvocation {
+  /** The invocation's CNI_* variables. */
+  env: Record<string, string>;
+  /** The network configuration the runtime passed on stdin, as it came. */
+  stdin: string;
+}
+
+/** What tidepool-cni prints and exits with: the 200 answer to AGENT_INVOKE_PATH. */
+export interface PluginOutput {
+  stdout: string;
+  /** Log lines for the runtime's log; the spec leaves stderr unstructured. */
+  stderr: string;
+  exitCode: 0 | 1;
+}
+
+/** The agent's calls, one per CNI command; AGENT_INVOKE_PATH makes them in-process, and each is also served on its own path. */
 export const AGENT_PATHS = {
   ADD: '/v1/cni/add',
   DEL: '/v1/cni/del',

@@ -1,15 +1,15 @@
-// Fuzz properties of tidepool-cni: the in-process parser of the CNI_* environment and stdin, the whole plugin
-// in-process against a recording agent on a real unix socket, and the bundled plugin as a separate process,
-// run the way a container runtime runs it.
+// Fuzz properties of tidepool-cni: the agent's parser of the CNI_* environment and stdin, the whole invocation
+// in-process against recording agent calls, and the built plugin as a separate process (run the way a
+// container runtime runs it) against a stand-in agent that runs the same invocation code.
 import { spawn } from 'node:child_process';
 import fc from 'fast-check';
-import { AGENT_PATHS } from '../../src/contract/agent-api.ts';
+import { AGENT_PATHS, type PluginOutput } from '../../src/contract/agent-api.ts';
 import type { CniEnvironment } from '../../src/cni/environment.ts';
 import { parseInvocation } from '../../src/cni/netconf.ts';
-import { runCni, type PluginOutput } from '../../src/cni/plugin.ts';
+import { runCni } from '../../src/cni/plugin.ts';
 import { SUPPORTED_CNI_VERSIONS } from '../../src/cni/spec.ts';
 import { agentRequestProblem } from '../../src/agent/requests.ts';
-import type { AgentCall, FakeAgent } from '../unit/cni-fake-agent.ts';
+import { recordingCalls, type AgentCall, type FakeAgent } from '../unit/cni-fake-agent.ts';
 
 /** Any text, from printable ASCII to arbitrary UTF-16 (lone surrogates included). */
 const anyText = (maxLength = 40) => fc.oneof(fc.string({ maxLength }), fc.string({ unit: 'binary', maxLength }));
@@ -208,11 +208,11 @@ function unfitForRecording(stdin: string, agent: FakeAgent, spoolDir: string): b
   return agentSocket !== agent.socketPath || spool !== spoolDir || addTimeoutSeconds < 1 || delTimeoutSeconds < 1;
 }
 
-/** The plugin in-process (runCni, as main.ts runs it) against the recording agent on a real unix socket. */
+/** The invocation in-process (runCni, as the agent runs it) against recording agent calls. */
 export const pluginProperty = (agent: FakeAgent, spoolDir: string) =>
   fc.asyncProperty(fc.tuple(cniEnvironment, configurationFor(agent, spoolDir)), async ([env, stdin]) => {
     agent.calls.length = 0;
-    const output = await runCni(env, stdin);
+    const output = await runCni(env, stdin, recordingCalls(recordingAnswer, agent.calls));
     const problem = pluginContractProblem(env, stdin, output, agent.calls);
     if (problem) throw new Error(problem);
   });
@@ -238,9 +238,22 @@ export function runPluginProcess(bundle: string, env: Record<string, string>, st
 const withoutNul = (env: Record<string, string | undefined>) =>
   Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined).map(([key, value]) => [key, value.replaceAll('\0', '')]));
 
-/** The bundled plugin as a separate process against the recording agent; same contract, and exit 0 or 1 only. */
+/**
+ * Whether tidepool-cni reads the recording agent's socket and spool from `stdin`. Any other configuration goes
+ * to the node's default socket (and a DEL to its default spool), which is not this test's to use.
+ */
+function reachesRecordingAgent(stdin: string, agent: FakeAgent, spoolDir: string): boolean {
+  try {
+    const { ipam } = JSON.parse(stdin) as { ipam?: { agent_socket?: unknown; spool_dir?: unknown } };
+    return ipam?.agent_socket === agent.socketPath && ipam.spool_dir === spoolDir;
+  } catch {
+    return false;
+  }
+}
+
+/** The built plugin as a separate process against the stand-in agent; same contract, and exit 0 or 1 only. */
 export const processProperty = (bundle: string, agent: FakeAgent, spoolDir: string) =>
-  fc.asyncProperty(fc.tuple(cniEnvironment.map(withoutNul), configurationFor(agent, spoolDir)), async ([env, stdin]) => {
+  fc.asyncProperty(fc.tuple(cniEnvironment.map(withoutNul), configurationFor(agent, spoolDir).filter((stdin) => reachesRecordingAgent(stdin, agent, spoolDir))), async ([env, stdin]) => {
     agent.calls.length = 0;
     const output = await runPluginProcess(bundle, env, stdin);
     if (output.rawExit !== 0 && output.rawExit !== 1) throw new Error(`the plugin exited ${output.rawExit} (signal ${output.signal}): ${output.stderr}`);

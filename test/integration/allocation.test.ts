@@ -214,11 +214,21 @@ describe('bad input gets a spec-shaped CNI error that says what to fix', () => {
     expect(run.json!.msg).toMatch(/^pod annotation ipam.tidepool.dev\/ippool is not valid JSON .*; expected \{"ipv4":\["pool-a"\],"ipv6":\["pool-b"\]\}$/);
   });
 
-  it('malformed stdin JSON', async () => {
+  it('malformed stdin JSON: it names no agent socket, so it goes to the default one, where no agent serves here', async () => {
     const pod = await createPod('bad-stdin', {});
     const run = await runCni('ADD', cniEnv(pod, id()), '{"cniVersion":"1.0.0", "ipam": ');
     expect(run.code).not.toBe(0);
-    expect(run.json).toMatchObject({ code: 6 });
+    expect(run.json).toMatchObject({
+      code: 11,
+      msg: 'tidepool agent is not reachable at /run/tidepool/agent.sock (ENOENT): is the tidepool-agent DaemonSet running on this node?',
+    });
+  });
+
+  it('a configuration the agent cannot take: judged by the agent', async () => {
+    const pod = await createPod('bad-version', {});
+    const run = await runCni('ADD', cniEnv(pod, id()), JSON.stringify({ ...(JSON.parse(conf()) as object), cniVersion: 1 }));
+    expect(run.code).not.toBe(0);
+    expect(run.json).toMatchObject({ cniVersion: '1.1.0', code: 1, msg: 'incompatible CNI version' });
   });
 
   it('a missing CNI_ARGS field', async () => {

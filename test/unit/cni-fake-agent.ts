@@ -1,15 +1,21 @@
-// A minimal stand-in for the tidepool agent's unix-socket HTTP API, for the CNI tests.
+// A stand-in for the tidepool agent, for the CNI tests: it serves the invocation endpoint on a unix socket and
+// runs each invocation through the agent's own runCni, with the agent's calls answered by the test.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import path from 'node:path';
-import type { AgentErrorResponse } from '../../src/contract/agent-api.ts';
+import { AGENT_INVOKE_PATH, AGENT_PATHS, type AgentErrorResponse, type PluginInvocation } from '../../src/contract/agent-api.ts';
+import { runCni, type AgentCalls, type AgentOutcome } from '../../src/cni/plugin.ts';
 
 export interface AgentCall {
+  /** The path that serves this call on its own (AGENT_PATHS). */
   path: string;
   body: unknown;
 }
 
-/** What to do with a request: answer it, never answer it, or close the connection without answering. */
-export type FakeAnswer = { status: number; body: string } | 'hang' | 'hang-up';
+/**
+ * What to do with a call: answer it (200 with a value, otherwise the CNI error in the body); or, for the whole
+ * invocation, never answer, close the connection without answering, or answer `raw` as it is.
+ */
+export type FakeAnswer = { status: number; body: string } | 'hang' | 'hang-up' | { raw: string };
 
 export interface FakeAgent {
   socketPath: string;
@@ -19,25 +25,57 @@ export interface FakeAgent {
 
 export const json = (status: number, body: unknown): FakeAnswer => ({ status, body: JSON.stringify(body) });
 
-/** A non-200 answer as the contract defines it. */
+/** A refusal as the agent's calls give it. */
 export const cniError = (status: number, body: AgentErrorResponse): FakeAnswer => json(status, body);
+
+/** Agent calls that record what they are asked into `calls` and answer as `answer` says. */
+export function recordingCalls(answer: (call: AgentCall) => FakeAnswer, calls: AgentCall[]): AgentCalls {
+  const call = async <T>(path: string, body: unknown): Promise<AgentOutcome<T>> => {
+    const reply = answer({ path, body });
+    calls.push({ path, body });
+    if (typeof reply === 'string' || 'raw' in reply) throw new Error(`a fake answer ${JSON.stringify(reply)} is for the whole invocation`);
+    const value = JSON.parse(reply.body) as unknown;
+    return reply.status === 200 ? { ok: true, value: value as T } : { ok: false, error: value as AgentErrorResponse };
+  };
+  return {
+    add: (request) => call(AGENT_PATHS.ADD, request),
+    del: (request) => call(AGENT_PATHS.DEL, request),
+    check: (request) => call(AGENT_PATHS.CHECK, request),
+    gc: (request) => call(AGENT_PATHS.GC, request),
+    status: () => call(AGENT_PATHS.STATUS, {}),
+  };
+}
+
+/** The answer for an invocation as a whole, when the test gives one for every call ('hang', 'hang-up', raw). */
+function wholeAnswer(answer: (call: AgentCall) => FakeAnswer): 'hang' | 'hang-up' | { raw: string } | undefined {
+  const probe = answer({ path: AGENT_INVOKE_PATH, body: undefined });
+  return typeof probe === 'string' || 'raw' in probe ? probe : undefined;
+}
 
 export async function startFakeAgent(dir: string, answer: (call: AgentCall) => FakeAnswer): Promise<FakeAgent> {
   const socketPath = path.join(dir, 'agent.sock');
   const calls: AgentCall[] = [];
+  const agentCalls = recordingCalls(answer, calls);
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
-      const call = { path: req.url ?? '', body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown };
-      calls.push(call);
-      const reply = answer(call);
-      if (reply === 'hang') return;
-      if (reply === 'hang-up') {
+      const whole = wholeAnswer(answer);
+      if (whole === 'hang') return;
+      if (whole === 'hang-up') {
         req.socket.destroy();
         return;
       }
-      res.writeHead(reply.status, { 'content-type': 'application/json' }).end(reply.body);
+      if (whole !== undefined) {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(whole.raw);
+        return;
+      }
+      if (req.url !== AGENT_INVOKE_PATH) {
+        res.writeHead(404).end();
+        return;
+      }
+      const { env, stdin } = JSON.parse(Buffer.concat(chunks).toString('utf8')) as PluginInvocation;
+      void runCni(env, stdin, agentCalls).then((output) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(output)));
     });
   });
   await new Promise<void>((resolve, reject) => {

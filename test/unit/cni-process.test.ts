@@ -1,17 +1,19 @@
-// Runs the bundled dist/tidepool-cni as a separate process, the way a container runtime does.
+// Runs the built dist/tidepool-cni as a separate process, the way a container runtime does, against a stand-in
+// agent that runs the agent's own invocation code (cni-fake-agent.ts), or against no agent at all.
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildCni } from '../../scripts/build-cni.ts';
 import type { AgentAddResponse } from '../../src/contract/agent-api.ts';
+import { listSpooledDels, spoolFileName } from '../../src/cni/spool.ts';
 import { runPluginProcess } from '../fuzz/cni.ts';
 import { cniEnvFor, cniError, json, startFakeAgent, type FakeAgent, type FakeAnswer } from './cni-fake-agent.ts';
 
 let bundle: string;
 beforeAll(async () => {
   bundle = await buildCni();
-}, 60_000);
+}, 120_000);
 
 const dirs: string[] = [];
 const agents: FakeAgent[] = [];
@@ -28,6 +30,9 @@ function tempDir(): string {
 
 const podArgs =
   'IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=infra-1;K8S_POD_UID=uid-1';
+
+/** The attachment and pod that envFor's CNI_* variables name. */
+const attachment = { containerID: 'c0ffee', interface: 'net1', podNamespace: 'default', podName: 'web-0', podUID: 'uid-1', infraContainerID: 'infra-1' };
 
 const envFor = (command: string, overrides: Record<string, string | undefined> = {}) =>
   cniEnvFor(command, podArgs, overrides);
@@ -65,64 +70,69 @@ async function agentAnswering(answer: FakeAnswer): Promise<FakeAgent> {
 
 describe('tidepool-cni process: VERSION and invalid input', () => {
   it('answers VERSION in the requested version, or the newest when stdin is empty', async () => {
-    const requested = await runPlugin({ CNI_COMMAND: 'VERSION' }, '{"cniVersion":"0.4.0"}');
+    const agent = await agentAnswering(json(200, {}));
+    const requested = await runPlugin({ CNI_COMMAND: 'VERSION' }, JSON.stringify({ cniVersion: '0.4.0', ipam: { agent_socket: agent.socketPath } }));
+    expect(requested).toMatchObject({ exitCode: 0, stderr: '' });
+    expect(requested.output).toEqual({ cniVersion: '0.4.0', supportedVersions: ['0.3.1', '0.4.0', '1.0.0', '1.1.0'] });
+    expect(agent.calls).toEqual([]);
+  });
+
+  it('answers VERSION itself when no agent answers', async () => {
+    const socket = path.join(tempDir(), 'agent.sock');
+    const requested = await runPlugin({ CNI_COMMAND: 'VERSION' }, JSON.stringify({ cniVersion: '0.4.0', ipam: { agent_socket: socket } }));
     expect(requested).toMatchObject({ exitCode: 0, stderr: '' });
     expect(requested.output).toEqual({ cniVersion: '0.4.0', supportedVersions: ['0.3.1', '0.4.0', '1.0.0', '1.1.0'] });
     const bare = await runPlugin({ CNI_COMMAND: 'VERSION' }, '');
     expect(bare.output).toEqual({ cniVersion: '1.1.0', supportedVersions: ['0.3.1', '0.4.0', '1.0.0', '1.1.0'] });
   });
 
-  it('fails malformed JSON with code 6 and the parse error in details', async () => {
+  it('forwards stdin that names no agent socket to the default one, and says so when nothing answers there', async () => {
     const run = await runPlugin(envFor('ADD'), '{"cniVersion": "1.0.0", "ipam": ');
     expect(run.exitCode).toBe(1);
     expect(run.output).toMatchObject({
       cniVersion: '1.1.0',
-      code: 6,
-      msg: 'the network configuration on stdin is not valid JSON',
+      code: 11,
+      msg: 'tidepool agent is not reachable at /run/tidepool/agent.sock (ENOENT): is the tidepool-agent DaemonSet running on this node?',
     });
-    expect(run.output?.details).toMatch(/JSON/);
   });
 
-  it('fails empty stdin with code 6', async () => {
-    const run = await runPlugin(envFor('DEL'), '');
-    expect(run.exitCode).toBe(1);
-    expect(run.output).toMatchObject({ code: 6, msg: 'no network configuration on stdin' });
-  });
-
-  it('fails a missing ipam section or another ipam type with code 7', async () => {
-    const missing = await runPlugin(envFor('ADD'), netconf({}, { ipam: undefined }));
+  it('fails a missing ipam type or another ipam type with code 7, judged by the agent', async () => {
+    const agent = await agentAnswering(json(200, {}));
+    const missing = await runPlugin(envFor('ADD'), netconf({ agent_socket: agent.socketPath, type: undefined }));
     expect(missing.exitCode).toBe(1);
-    expect(missing.output).toMatchObject({
-      code: 7,
-      msg: 'the network configuration of network "macvlan-net" has no "ipam" section',
-    });
-    const other = await runPlugin(envFor('ADD'), netconf({ type: 'whereabouts' }, { cniVersion: '0.4.0' }));
+    expect(missing.output).toMatchObject({ code: 7, msg: 'ipam.type is nothing, expected "tidepool"' });
+    const other = await runPlugin(envFor('ADD'), netconf({ type: 'whereabouts', agent_socket: agent.socketPath }, { cniVersion: '0.4.0' }));
     expect(other.output).toMatchObject({
       cniVersion: '0.4.0',
       code: 7,
       msg: 'ipam.type is "whereabouts", expected "tidepool"',
     });
+    expect(agent.calls).toEqual([]);
   });
 
   it('fails an unsupported cniVersion with code 1', async () => {
-    const run = await runPlugin(envFor('ADD'), netconf({}, { cniVersion: '0.2.0' }));
+    const agent = await agentAnswering(json(200, {}));
+    const run = await runPlugin(envFor('ADD'), netconf({ agent_socket: agent.socketPath }, { cniVersion: '0.2.0' }));
     expect(run.exitCode).toBe(1);
     expect(run.output).toMatchObject({ cniVersion: '0.2.0', code: 1, msg: 'incompatible CNI version' });
   });
 
   it('fails with code 4 when CNI_ARGS lacks K8S_POD_UID', async () => {
+    const agent = await agentAnswering(json(200, {}));
     const run = await runPlugin(
       envFor('ADD', { CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0' }),
-      netconf({}),
+      netconf({ agent_socket: agent.socketPath }),
     );
     expect(run.exitCode).toBe(1);
     expect(run.output).toMatchObject({ code: 4, msg: 'CNI_ARGS lacks K8S_POD_UID' });
   });
 
   it('fails an unknown CNI_COMMAND with code 4', async () => {
-    const run = await runPlugin(envFor('FLUSH'), netconf({}));
+    const agent = await agentAnswering(json(200, {}));
+    const run = await runPlugin(envFor('FLUSH'), netconf({ agent_socket: agent.socketPath }));
     expect(run.exitCode).toBe(1);
     expect(run.output).toMatchObject({ code: 4, msg: 'unknown CNI_COMMAND "FLUSH"' });
+    expect(agent.calls).toEqual([]);
   });
 });
 
@@ -141,23 +151,36 @@ describe('tidepool-cni process: without an agent', () => {
   it('spools DEL, even without CNI_NETNS, and succeeds with no output', async () => {
     const dir = tempDir();
     const spool = path.join(dir, 'spool');
-    const run = await runPlugin(
-      envFor('DEL', { CNI_NETNS: undefined }),
-      netconf({ agent_socket: path.join(dir, 'agent.sock'), spool_dir: spool }),
-    );
+    const conf = netconf({ agent_socket: path.join(dir, 'agent.sock'), spool_dir: spool });
+    const run = await runPlugin(envFor('DEL', { CNI_NETNS: undefined }), conf);
     expect(run).toMatchObject({ exitCode: 0, stdout: '' });
     expect(run.stderr).toContain(`DEL spooled to ${path.join(spool, 'c0ffee-net1.json')}`);
     expect(readdirSync(spool)).toEqual(['c0ffee-net1.json']);
+    // The invocation as it came; the agent judges it when it replays it.
     const spooled = JSON.parse(readFileSync(path.join(spool, 'c0ffee-net1.json'), 'utf8')) as Record<string, unknown>;
-    expect(spooled).toEqual({
-      containerID: 'c0ffee',
-      interface: 'net1',
-      podNamespace: 'default',
-      podName: 'web-0',
-      podUID: 'uid-1',
-      infraContainerID: 'infra-1',
-      spooledAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) as unknown,
-    });
+    const env = envFor('DEL', { CNI_NETNS: undefined });
+    expect(spooled).toEqual({ env: JSON.parse(JSON.stringify(env)) as unknown, stdin: conf, spooledAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) as unknown });
+    expect(await listSpooledDels(spool)).toEqual([
+      {
+        path: path.join(spool, 'c0ffee-net1.json'),
+        request: {
+          ...attachment,
+          spooledAt: spooled.spooledAt,
+        },
+      },
+    ]);
+  });
+
+  it('names the spool file of an unusual attachment as the agent does', async () => {
+    const dir = tempDir();
+    const spool = path.join(dir, 'spool');
+    const containerID = `c0ffee/é${'x'.repeat(200)}`;
+    const run = await runPlugin(
+      envFor('DEL', { CNI_CONTAINERID: containerID }),
+      netconf({ agent_socket: path.join(dir, 'agent.sock'), spool_dir: spool }),
+    );
+    expect(run.exitCode).toBe(0);
+    expect(readdirSync(spool)).toEqual([spoolFileName(containerID, 'net1')]);
   });
 
   it('fails DEL with code 5 naming the spool directory when the spool cannot be written', async () => {
@@ -202,12 +225,7 @@ describe('tidepool-cni process: with an agent', () => {
       {
         path: '/v1/cni/add',
         body: {
-          containerID: 'c0ffee',
-          interface: 'net1',
-          podNamespace: 'default',
-          podName: 'web-0',
-          podUID: 'uid-1',
-          infraContainerID: 'infra-1',
+          ...attachment,
           netns: '/var/run/netns/cni-1',
           defaultPools: { ipv4: ['pool-a'], ipv6: ['pool-b'] },
           network: 'macvlan-net',
@@ -245,13 +263,21 @@ describe('tidepool-cni process: with an agent', () => {
     });
   });
 
-  it('fails a non-JSON answer with code 5', async () => {
-    const agent = await agentAnswering({ status: 200, body: 'OK' });
+  it('fails an answer that is not what to print with code 5', async () => {
+    const agent = await agentAnswering({ raw: 'OK' });
     const run = await runPlugin(envFor('ADD'), netconf({ agent_socket: agent.socketPath }));
     expect(run.output).toMatchObject({
       code: 5,
-      msg: `tidepool agent at ${agent.socketPath} gave an unexpected answer to ADD: HTTP 200 with a body that is not JSON`,
+      msg: `tidepool agent at ${agent.socketPath} gave an unexpected answer to ADD: not {"stdout", "stderr", "exitCode"}`,
+      details: `is the process listening on ${agent.socketPath} a tidepool agent of a matching version? It answered: OK`,
     });
+  });
+
+  it('fails ADD with code 11 when the agent closes the connection without an answer', async () => {
+    const agent = await agentAnswering('hang-up');
+    const run = await runPlugin(envFor('ADD'), netconf({ agent_socket: agent.socketPath }));
+    expect(run.exitCode).toBe(1);
+    expect(run.output).toMatchObject({ code: 11, msg: `the connection to the tidepool agent at ${agent.socketPath} broke before it answered ADD (ECONNRESET)` });
   });
 
   it('fails ADD with code 11 when the agent does not answer in add_timeout_seconds', async () => {
@@ -273,10 +299,10 @@ describe('tidepool-cni process: with an agent', () => {
     expect(() => readdirSync(spool)).toThrow(/ENOENT/);
   });
 
-  it('spools DEL when the agent answers "try again later" or does not answer in time', async () => {
-    const busy = await agentAnswering(cniError(503, { code: 11, msg: 'agent is starting' }));
+  it('spools DEL when the agent hangs up or does not answer in time', async () => {
+    const gone = await agentAnswering('hang-up');
     const spool = path.join(tempDir(), 'spool');
-    const run = await runPlugin(envFor('DEL'), netconf({ agent_socket: busy.socketPath, spool_dir: spool }));
+    const run = await runPlugin(envFor('DEL'), netconf({ agent_socket: gone.socketPath, spool_dir: spool }));
     expect(run).toMatchObject({ exitCode: 0, stdout: '' });
     expect(readdirSync(spool)).toEqual(['c0ffee-net1.json']);
 
@@ -310,16 +336,18 @@ describe('tidepool-cni process: with an agent', () => {
       {
         path: '/v1/cni/check',
         body: {
-          containerID: 'c0ffee',
-          interface: 'net1',
-          podNamespace: 'default',
-          podName: 'web-0',
-          podUID: 'uid-1',
-          infraContainerID: 'infra-1',
+          ...attachment,
           ips: ['10.6.0.5/16'],
         },
       },
     ]);
+  });
+
+  it('fails STATUS with code 50 when the agent is not reachable', async () => {
+    const socket = path.join(tempDir(), 'agent.sock');
+    const run = await runPlugin(envFor('STATUS'), netconf({ agent_socket: socket }, { cniVersion: '1.1.0' }));
+    expect(run.exitCode).toBe(1);
+    expect(run.output).toMatchObject({ cniVersion: '1.1.0', code: 50, msg: `tidepool agent is not reachable at ${socket} (ENOENT): is the tidepool-agent DaemonSet running on this node?` });
   });
 
   it('fails CHECK with code 11 when the agent is not reachable', async () => {

@@ -7,7 +7,7 @@ import { buildCni } from '../../scripts/build-cni.ts';
 import { runCni } from '../../src/cni/plugin.ts';
 import { parserProperty, pluginProperty, processProperty, recordingAnswer } from '../fuzz/cni.ts';
 import { assertNoFailure, fuzz } from '../fuzz/run.ts';
-import { startFakeAgent, type FakeAgent } from './cni-fake-agent.ts';
+import { recordingCalls, startFakeAgent, type FakeAgent } from './cni-fake-agent.ts';
 
 let dir: string;
 let agent: FakeAgent;
@@ -47,7 +47,7 @@ describe('fuzz regressions: tidepool-cni', () => {
       CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=\u0000;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=abc;K8S_POD_UID=uid-1',
     };
     const stdin = JSON.stringify({ cniVersion: '0.3.1', name: 'underlay', ipam: { type: 'tidepool', agent_socket: agent.socketPath, spool_dir: path.join(dir, 'spool') } });
-    const output = await runCni(env, stdin);
+    const output = await runCni(env, stdin, recordingCalls(recordingAnswer, agent.calls));
     expect(output.exitCode).toBe(1);
     expect(JSON.parse(output.stdout)).toMatchObject({ cniVersion: '0.3.1', code: 4, msg: expect.stringMatching(/^CNI_ARGS K8S_POD_NAMESPACE "\\u0000" is not a Kubernetes namespace name/) as unknown });
     expect(agent.calls).toEqual([]);

@@ -1,0 +1,3 @@
+module tidepool.dev/tidepool-cni
+
+go 1.26
