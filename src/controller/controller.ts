@@ -22,6 +22,8 @@ const HELD_IPS_SYNC_DELAY_MS = 300;
 const POOL_RESYNC_MS = 30_000;
 /** How old a pool must be before the controller writes its counts. */
 const COUNT_AFTER_MS = 3_000;
+/** The longest delay setTimeout takes. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;
@@ -37,7 +39,7 @@ export interface ControllerOptions {
 
 /**
  * Turns pod, node and StatefulSet events into `podEvent` signals to the pods' lifecycle workflows: a pod
- * deleted, a pod terminating, a pod Succeeded or Failed, a node gone NotReady under terminating pods, a
+ * deleted, a pod still terminating when its grace and the extra delay are over, a pod Succeeded or Failed, a node gone NotReady under terminating pods, a
  * StatefulSet deleted or scaled down under the pods whose IPs it kept. Each lifecycle judges its pod at the
  * signalled time on a durable timer, and waits on its own for grace periods. Only pods with a PodEndpoint are
  * signalled. It hands a live pod's stale records to its lifecycle (./stale-records.ts). It also starts the pool-deletion workflow of a terminating IPPool
@@ -67,6 +69,12 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, g
    * deleted and its PodEndpoint is gone, so the map holds only pods that exist or still hold IPs.
    */
   const sent = new Map<string, Set<PodEvent['event']>>();
+  /**
+   * Terminating pods, by UID, whose lifecycle is told once their grace and the extra delay are over: a runtime
+   * that calls DEL in time (the usual deletion) then costs the lifecycle no signal and no timer. A worker that
+   * restarts meanwhile lists the pod again and waits anew; the sweep covers one that no worker watches.
+   */
+  const graceEnds = new Map<string, NodeJS.Timeout>();
   const notReady = new Set<string>();
   let stopped = false;
 
@@ -89,9 +97,24 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, g
     }
   }
 
+  function signalWhenGraceEnds(pod: V1Pod, deletionAt: number): void {
+    const { uid = '', name = '', namespace = '' } = pod.metadata ?? {};
+    if (graceEnds.has(uid) || sent.get(uid)?.has('terminating')) return;
+    // Signalled early (a grace beyond setTimeout's range), the lifecycle still waits for it on a durable timer.
+    const delayMs = Math.min(MAX_TIMER_MS, Math.max(0, deletionAt + gc.additionalGraceDelayMs - Date.now()));
+    graceEnds.set(
+      uid,
+      setTimeout(() => {
+        graceEnds.delete(uid);
+        const current = pods.get(name, namespace);
+        if (current?.metadata?.uid === uid) void signal(current, 'terminating', deletionAt);
+      }, delayMs),
+    );
+  }
+
   function onPod(pod: V1Pod): void {
     const deletion = pod.metadata?.deletionTimestamp;
-    if (deletion) void signal(pod, 'terminating', new Date(deletion).getTime());
+    if (deletion) signalWhenGraceEnds(pod, new Date(deletion).getTime());
     const phase = pod.status?.phase;
     if (phase === 'Succeeded' || phase === 'Failed') void signal(pod, 'finished', Date.now());
   }
@@ -242,6 +265,9 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, g
   pods.on('add', onPod);
   pods.on('update', onPod);
   pods.on('delete', (pod) => {
+    const uid = pod.metadata?.uid ?? '';
+    clearTimeout(graceEnds.get(uid));
+    graceEnds.delete(uid);
     void signal(pod, 'deleted', Date.now()).finally(() => {
       if (!endpoints.get(pod.metadata?.name ?? '', pod.metadata?.namespace)) sent.delete(pod.metadata?.uid ?? '');
     });
@@ -282,7 +308,7 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, g
     async stop(): Promise<void> {
       stopped = true;
       staleRecords.stop();
-      for (const timer of counting.values()) clearTimeout(timer);
+      for (const timer of [...counting.values(), ...graceEnds.values()]) clearTimeout(timer);
       clearInterval(resync);
       clearTimeout(heldSync);
       await Promise.all(informers.map((informer) => informer.stop()));

@@ -15,6 +15,8 @@ export interface ReclaimSettings {
   sweepIntervalMs: number;
   /** How long a released IP waits before it is handed out again. */
   reuseCooldownMs: number;
+  /** After a pool's status write, the next waits this many times that write's duration (PoolWriter's writeSpacing). */
+  poolWriteSpacing: number;
 }
 
 export const RECLAIM_DEFAULTS: ReclaimSettings = {
@@ -29,9 +31,10 @@ export const RECLAIM_DEFAULTS: ReclaimSettings = {
   namespaceSelector: '',
   sweepIntervalMs: 5 * 60_000,
   reuseCooldownMs: 0,
+  poolWriteSpacing: 2,
 };
 
-type Kind = 'boolean' | 'duration' | 'string';
+type Kind = 'boolean' | 'duration' | 'number' | 'string';
 
 /** Every setting: its key in the config file (under `gc:` unless noted), its environment variable, its type. */
 const SETTINGS: { key: string; env: string; kind: Kind; set: (s: ReclaimSettings, v: boolean | number | string) => void }[] = [
@@ -69,6 +72,12 @@ const SETTINGS: { key: string; env: string; kind: Kind; set: (s: ReclaimSettings
   },
   { key: 'gc.sweepInterval', env: 'TIDEPOOL_GC_SWEEP_INTERVAL', kind: 'duration', set: (s, v) => void (s.sweepIntervalMs = v as number) },
   { key: 'allocation.reuseCooldown', env: 'TIDEPOOL_REUSE_COOLDOWN', kind: 'duration', set: (s, v) => void (s.reuseCooldownMs = v as number) },
+  {
+    key: 'allocation.poolWriteSpacing',
+    env: 'TIDEPOOL_POOL_WRITE_SPACING',
+    kind: 'number',
+    set: (s, v) => void (s.poolWriteSpacing = v as number),
+  },
 ];
 
 function convert(kind: Kind, value: unknown, where: string): boolean | number | string {
@@ -80,6 +89,11 @@ function convert(kind: Kind, value: unknown, where: string): boolean | number | 
     if (typeof value === 'boolean') return value;
     if (value === 'true' || value === 'false') return value === 'true';
     throw new Error(`${where} must be true or false, not ${JSON.stringify(value)}`);
+  }
+  if (kind === 'number') {
+    const number = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+    if (typeof number === 'number' && Number.isFinite(number) && number >= 0) return number;
+    throw new Error(`${where} must be a number of 0 or more, not ${JSON.stringify(value)}`);
   }
   if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return Math.round(value * 1000);
   if (typeof value === 'string') return parseDuration(value, where);

@@ -45,6 +45,13 @@ export interface PoolWriterOptions {
   /** The pools as a watch cache holds them. */
   cache: { pools(): readonly IPPool[] };
   cooldownMs: number;
+  /**
+   * After each status write of a pool, the next one waits this many times as long as that write took. A write
+   * costs the API server (and every watcher) in proportion to the pool's records, and takes longer the busier
+   * the API server is; requests that arrive meanwhile join the next write, so a large or busy pool's writes
+   * carry more of them, while a small idle pool's wait stays a few milliseconds. 0: write back to back.
+   */
+  writeSpacing?: number;
   /** Attempts per batch before the batch fails (each 409 re-reads the pool). */
   maxAttempts?: number;
   now?: () => Date;
@@ -87,10 +94,12 @@ export class PoolWriter implements PoolStore {
   private readonly queues = new Map<string, Pending[]>();
   /** The pool as this process last wrote it: a write based on it fails with 409 if anyone changed it since. */
   private readonly lastWritten = new Map<string, IPPool>();
+  /** When each pool's next status write may start (performance.now()). */
+  private readonly nextWriteAt = new Map<string, number>();
   private readonly options: Required<PoolWriterOptions>;
 
   constructor(options: PoolWriterOptions) {
-    this.options = { maxAttempts: 20, now: () => new Date(), onBatch: () => {}, ...options };
+    this.options = { maxAttempts: 20, writeSpacing: 0, now: () => new Date(), onBatch: () => {}, ...options };
   }
 
   private statusOptions(): StatusOptions {
@@ -131,6 +140,8 @@ export class PoolWriter implements PoolStore {
     // The queue entry exists while a drain loop runs; requests arriving meanwhile join the next batch.
     const queue = this.queues.get(pool)!;
     while (queue.length > 0) {
+      const wait = (this.nextWriteAt.get(pool) ?? 0) - performance.now();
+      if (wait > 0) await sleep(wait);
       const batch = queue.splice(0);
       try {
         await this.commit(pool, batch);
@@ -165,7 +176,10 @@ export class PoolWriter implements PoolStore {
       const { status, outcomes } = this.apply(base, addresses, batch);
       try {
         if (JSON.stringify(status) !== JSON.stringify(current.status ?? {})) {
+          const started = performance.now();
           current = await this.options.client.replacePoolStatus({ ...current, status });
+          const finished = performance.now();
+          this.nextWriteAt.set(pool, finished + (finished - started) * this.options.writeSpacing);
           this.stats.writes++;
         }
         this.lastWritten.set(pool, current);

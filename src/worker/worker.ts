@@ -58,6 +58,7 @@ export async function createTidepoolWorker(options: TidepoolWorkerOptions): Prom
     holders: apiHolderSource(options.kubeConfig),
     cache,
     cooldownMs: options.settings.reuseCooldownMs,
+    writeSpacing: options.settings.poolWriteSpacing,
     onBatch: (batch) => {
       metrics.poolWrites.inc({ pool: batch.pool });
       if (batch.conflicts > 0) metrics.conflictRetries.inc({ pool: batch.pool }, batch.conflicts);

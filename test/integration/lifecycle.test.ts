@@ -211,6 +211,27 @@ describe('a DEL is never lost', () => {
   });
 });
 
+describe('a pod deleted as usual: Terminating, then its DEL', () => {
+  it('costs its lifecycle no signal: the controller tells it of a terminating pod only once the grace and the extra delay are over', async () => {
+    const pool = await onePool('graceful', ['10.70.0.50']);
+    const pod = await createPodWithPool(namespace.name, 'graceful', pool, { nodeName: `graceful-node-${tag}` });
+    const container = id();
+    expect(addressOf(await runCni('ADD', cniEnv(pod, container), conf()))).toBe('10.70.0.50/24');
+    // No kubelet runs the pod's node, so it stays Terminating for its grace: what a runtime's DEL then ends.
+    await core().deleteNamespacedPod({ namespace: namespace.name, name: pod.name, gracePeriodSeconds: 30 });
+    await waitFor('the pod to be Terminating in the controller cache', async () => (await core().readNamespacedPod({ namespace: namespace.name, name: pod.name })).metadata?.deletionTimestamp !== undefined);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    expect((await runCni('DEL', cniEnv(pod, container), conf())).code).toBe(0);
+    const handle = tidepool.client.workflow.getHandle(podLifecycleWorkflowId(namespace.name, pod.name));
+    expect((await handle.describe()).status.name).toBe('COMPLETED');
+    const history = (await handle.fetchHistory()).events ?? [];
+    expect(history.filter((event) => event.workflowExecutionSignaledEventAttributes)).toEqual([]);
+    expect(history.filter((event) => event.timerStartedEventAttributes)).toEqual([]);
+    expect(history.filter((event) => event.workflowTaskCompletedEventAttributes)).toHaveLength(2);
+    await core().deleteNamespacedPod({ namespace: namespace.name, name: pod.name, gracePeriodSeconds: 0 });
+  });
+});
+
 describe('CHECK', () => {
   it('passes while the container holds its IPs and fails once they are released', async () => {
     const pool = await onePool('check', ['10.70.0.50']);

@@ -7,12 +7,49 @@ import { IPSet } from '../../src/ipam/ranges.ts';
 import { kubeConfig } from '../harness/cluster.ts';
 
 const client = () => new TidepoolClient(kubeConfig());
-const name = `writers-${randomBytes(3).toString('hex')}`;
+const tag = randomBytes(3).toString('hex');
+const name = `writers-${tag}`;
+const spaced = `spaced-${tag}`;
 
 afterAll(async () => {
-  const pool = await client().getPool(name);
-  if (pool) await client().replacePoolStatus({ ...pool, status: {} }).catch(() => undefined);
-  await client().deletePool(name).catch(() => undefined);
+  for (const pool of [name, spaced]) {
+    const found = await client().getPool(pool);
+    if (found) await client().replacePoolStatus({ ...found, status: {} }).catch(() => undefined);
+    await client().deletePool(pool).catch(() => undefined);
+  }
+});
+
+describe('a pool writer with write spacing', () => {
+  it("waits after each status write spacing times that write's duration, and puts what arrived meanwhile into the next write", async () => {
+    await client().createPool(spaced, { subnet: '10.81.0.0/24', ips: ['10.81.0.1-10.81.0.200'] });
+    const writes: { start: number; end: number }[] = [];
+    const timed = client();
+    const replace = timed.replacePoolStatus.bind(timed);
+    timed.replacePoolStatus = async (pool) => {
+      const start = performance.now();
+      try {
+        return await replace(pool);
+      } finally {
+        writes.push({ start, end: performance.now() });
+      }
+    };
+    const spacing = 20;
+    const writer = new PoolWriter({ client: timed, holders: apiHolderSource(kubeConfig()), cache: { pools: () => [] }, cooldownMs: 0, writeSpacing: spacing });
+    const none = IPSet.empty(4);
+    const request = (n: number) => ({ pod: `ns/s-${n}`, podUID: `uid-s-${n}`, containerID: `c-${n}`, interface: 'eth0' });
+    // One at a time, then 30 at once while the pause after the previous write runs.
+    for (let n = 0; n < 3; n++) expect((await writer.allocate(spaced, request(n), none)).kind).toBe('allocated');
+    const burst = await Promise.all(Array.from({ length: 30 }, (_, k) => writer.allocate(spaced, request(3 + k), none)));
+    expect(burst.every((outcome) => outcome.kind === 'allocated')).toBe(true);
+
+    expect(writes.length).toBeGreaterThanOrEqual(4);
+    expect(writes.length).toBeLessThan(3 + 30);
+    for (let k = 1; k < writes.length; k++) {
+      const previous = writes[k - 1]!;
+      expect(writes[k]!.start - previous.end).toBeGreaterThanOrEqual((previous.end - previous.start) * spacing - 1);
+    }
+    expect((await client().getPool(spaced))!.status!.allocatedIPCount).toBe(33);
+  });
 });
 
 describe('two pool writers on one pool, as two worker replicas run them', () => {
