@@ -78,6 +78,8 @@ const execFileAsync = promisify(execFile);
 export async function kubectl(...args: string[]): Promise<string> {
   const { stdout } = await execFileAsync(path.join(stackConfig.binDir, 'kubectl'), args, {
     env: { ...process.env, KUBECONFIG: stack().kubeconfig },
+    // A stack that ran benchmarks holds thousands of Events for an hour: `get events -A` is then megabytes.
+    maxBuffer: 256 << 20,
   });
   return stdout;
 }
