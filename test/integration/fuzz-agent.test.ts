@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgent } from '../../src/agent/agent.ts';
 import { serveAgent } from '../../src/agent/server.ts';
-import { AGENT_PATHS } from '../../src/contract/agent-api.ts';
+import { AGENT_INVOKE_PATH, AGENT_PATHS } from '../../src/contract/agent-api.ts';
 import { podLifecycleWorkflowId } from '../../src/temporal/names.ts';
 import { agentProperty, lifecycleWorkflowIds, poolSnapshot, requestAgent, sideEffectProblems, startAgentUnderFuzz, type AgentLedger, type AgentUnderFuzz } from '../fuzz/agent.ts';
 import { assertNoFailure, fuzz } from '../fuzz/run.ts';
@@ -31,6 +31,23 @@ describe('fuzz: the agent socket API', () => {
     expect(sideEffectProblems(ledger, await lifecycleWorkflowIds(agent), before, await poolSnapshot(agent.tidepool))).toEqual([]);
     expect(ledger.refused.size).toBeGreaterThan(0);
     expect(agent.agentProcess.exitCode).toBeNull();
+  });
+
+  it('answers an invocation envelope that is not {"env", "stdin"} with 400 and code 4, and a refused invocation with what to print', async () => {
+    for (const [body, msg] of [
+      ['[]', 'the request body must be a JSON object {"env", "stdin"}'],
+      [JSON.stringify({ env: {} }), '"stdin" must be a string'],
+      [JSON.stringify({ env: { CNI_COMMAND: 1 }, stdin: '' }), '"env" must be an object of strings'],
+    ] as const) {
+      const answer = await requestAgent(agent.socketPath, 'POST', AGENT_INVOKE_PATH, body);
+      expect(answer.status).toBe(400);
+      expect(JSON.parse(answer.body)).toEqual({ code: 4, msg });
+    }
+    const refused = await requestAgent(agent.socketPath, 'POST', AGENT_INVOKE_PATH, JSON.stringify({ env: { CNI_COMMAND: 'ADD' }, stdin: '{' }));
+    expect(refused.status).toBe(200);
+    const output = JSON.parse(refused.body) as { stdout: string; stderr: string; exitCode: number };
+    expect(output).toMatchObject({ stderr: '', exitCode: 1 });
+    expect(JSON.parse(output.stdout)).toMatchObject({ cniVersion: '1.1.0', code: 6, msg: 'the network configuration on stdin is not valid JSON' });
   });
 
   it('regression: answers a body over 64 KiB with 413 and a CNI error instead of dropping the connection', async () => {
