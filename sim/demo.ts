@@ -143,7 +143,7 @@ export async function runDemo(): Promise<DemoResult> {
   const { stdout } = await promisify(execFile)(process.execPath, [path.join(stackConfig.root, 'src', 'cli', 'main.ts'), 'history', nodeIP], { env: process.env });
   console.log(stdout.trimEnd());
   const query = encodeURIComponent(`TidepoolIPs = '${nodeIP}'`);
-  say(`   in the Temporal UI: ${info.temporalUi}/namespaces/${info.temporalNamespace}/workflows?query=${query}`);
+  say(info.temporalUi ? `   in the Temporal UI: ${info.temporalUi}/namespaces/${info.temporalNamespace}/workflows?query=${query}` : '   (the real Temporal server runs without a UI here)');
 
   kubelet.powerOn(node);
   await apps.deleteNamespacedDeployment({ namespace: NAMESPACE, name: 'web' });
@@ -151,7 +151,7 @@ export async function runDemo(): Promise<DemoResult> {
   await kubelet.stop();
   await kubelet.removeNodes();
   say(`done. The pool ${POOL} and namespace ${NAMESPACE} stay for a look: kubectl tidepool status -a --pool ${POOL}; kubectl get events -A`);
-  return { ip: nodeIP, workflowId: podLifecycleWorkflowId(NAMESPACE, onNode.metadata!.name!), temporalUi: info.temporalUi, temporalNamespace: info.temporalNamespace };
+  return { ip: nodeIP, workflowId: podLifecycleWorkflowId(NAMESPACE, onNode.metadata!.name!), temporalUi: info.temporalUi ?? '', temporalNamespace: info.temporalNamespace };
 }
 
 if (import.meta.main) {

@@ -2,7 +2,8 @@
 // run from source; with the addresses they serve on.
 import path from 'node:path';
 import { devServerSearchAttributeArgs } from '../src/temporal/search-attributes.ts';
-import type { StackConfig, StackPaths } from './config.ts';
+import type { StackConfig, StackPaths, TemporalKind } from './config.ts';
+import { postgresSpec, temporalServerSpec } from './temporal-server.ts';
 import type { ProcessSpec } from './processes.ts';
 import { CNI_BINARY } from '../scripts/build-cni.ts';
 
@@ -23,7 +24,24 @@ export const CONTROLLERS = [
   'root-ca-certificate-publisher-controller',
 ];
 
-export const COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'temporal', 'tidepool-webhook', 'tidepool-worker', 'tidepool-agent', 'tidepool-kubelet'] as const;
+export const COMPONENTS = [
+  'etcd',
+  'kube-apiserver',
+  'kube-controller-manager',
+  'temporal',
+  'postgres',
+  'temporal-server',
+  'tidepool-webhook',
+  'tidepool-worker',
+  'tidepool-agent',
+  'tidepool-kubelet',
+] as const;
+
+/** The stack's components that make up each kind of Temporal. */
+export const TEMPORAL_COMPONENTS: Record<TemporalKind, readonly ComponentName[]> = {
+  dev: ['temporal'],
+  server: ['postgres', 'temporal-server'],
+};
 
 /** The Node the stack's agent serves, which the stack's simulated kubelet registers and keeps Ready. */
 export const STACK_NODE = 'local';
@@ -35,7 +53,13 @@ export const SUITE_NAMESPACE_LABEL = 'tidepool.dev/test-run';
 
 /** The namespace whose pods the stack's simulated kubelet binds to its node and starts. */
 export const STACK_POD_NAMESPACE = 'default';
-export type ComponentName = (typeof COMPONENTS)[number];
+/** A component; the workers after the first (`--workers N`) are tidepool-worker-2 and on. */
+export type ComponentName = (typeof COMPONENTS)[number] | `tidepool-worker-${number}`;
+
+/** The name of the stack's worker number `index` (from 1). */
+export function workerName(index: number): ComponentName {
+  return index === 1 ? 'tidepool-worker' : `tidepool-worker-${index}`;
+}
 
 /** A Temporal server the stack does not run itself (e.g. a container started by testcontainers). */
 export interface ExternalTemporal {
@@ -43,11 +67,15 @@ export interface ExternalTemporal {
   ui: string;
 }
 
-export function components(config: StackConfig, paths: StackPaths, external?: ExternalTemporal): ProcessSpec[] {
+/** The stack's processes but Tidepool's, with the Temporal of `kind` (none with an external one). */
+export function components(config: StackConfig, paths: StackPaths, kind: TemporalKind, external?: ExternalTemporal): ProcessSpec[] {
   const all = localComponents(config, paths);
-  return external ? all.filter((spec) => spec.name !== 'temporal') : all;
+  const temporal = new Set<string>(Object.values(TEMPORAL_COMPONENTS).flat());
+  const wanted = new Set<string>(external ? [] : TEMPORAL_COMPONENTS[kind]);
+  return all.filter((spec) => !temporal.has(spec.name) || wanted.has(spec.name));
 }
 
+/** Every process the stack can run but Tidepool's, both kinds of Temporal included. */
 export function localComponents(config: StackConfig, paths: StackPaths): ProcessSpec[] {
   const { host, ports } = config;
   const bin = (name: string) => path.join(config.binDir, name);
@@ -130,6 +158,8 @@ export function localComponents(config: StackConfig, paths: StackPaths): Process
         ...devServerSearchAttributeArgs(),
       ],
     },
+    postgresSpec(config, paths),
+    temporalServerSpec(config, paths),
   ];
 }
 
@@ -143,6 +173,7 @@ export function tidepoolComponents(
   paths: StackPaths,
   temporalAddress = localTemporalAddress(config),
   workerEnv: Record<string, string> = {},
+  workers = config.workers,
 ): ProcessSpec[] {
   const env = {
     TEMPORAL_ADDRESS: temporalAddress,
@@ -163,13 +194,19 @@ export function tidepoolComponents(
         TIDEPOOL_WEBHOOK_KEY_FILE: paths.servingKey,
       },
     },
-    {
-      name: 'tidepool-worker',
+    // `--workers N`: N worker processes on the task queue, each with its own pid file, log and metrics port.
+    ...Array.from({ length: workers }, (_, i) => ({
+      name: workerName(i + 1),
       command: process.execPath,
       args: [path.join(config.root, 'src', 'worker', 'main.ts')],
       match: 'worker/main.ts',
-      env: { ...env, TIDEPOOL_METRICS_PORT: String(config.ports.workerMetrics), TIDEPOOL_GC_NAMESPACE_SELECTOR: `!${SUITE_NAMESPACE_LABEL}`, ...workerEnv },
-    },
+      env: {
+        ...env,
+        TIDEPOOL_METRICS_PORT: String(workerMetricsPort(config, i + 1)),
+        TIDEPOOL_GC_NAMESPACE_SELECTOR: `!${SUITE_NAMESPACE_LABEL}`,
+        ...workerEnv,
+      },
+    })),
     {
       name: 'tidepool-agent',
       command: process.execPath,
@@ -193,6 +230,11 @@ export function tidepoolComponents(
       },
     },
   ];
+}
+
+/** Worker number `index`'s /metrics port: TIDEPOOL_WORKER_METRICS_PORT for the first, then the next ones up. */
+export function workerMetricsPort(config: StackConfig, index: number): number {
+  return config.ports.workerMetrics + index - 1;
 }
 
 export function localTemporalAddress(config: StackConfig): string {

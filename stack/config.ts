@@ -13,6 +13,26 @@ function port(name: string, fallback: number): number {
   return value;
 }
 
+/** Which Temporal the stack runs: the CLI's dev server (one process, SQLite) or the real server on PostgreSQL. */
+export type TemporalKind = 'dev' | 'server';
+
+/**
+ * TIDEPOOL_TEMPORAL as the stack reads it: `dev`, `server`, or unset (then the kind that runs now, else the dev
+ * server). `testcontainers` is the test harness's (a container it starts itself), so the stack has no choice.
+ */
+export function temporalKind(raw: string | undefined): TemporalKind | undefined {
+  if (raw === undefined || raw === '' || raw === 'testcontainers') return undefined;
+  if (raw === 'dev' || raw === 'server') return raw;
+  throw new Error(`TIDEPOOL_TEMPORAL=${raw} is none of dev, server (or testcontainers, for the test suite)`);
+}
+
+export function workerCount(raw: string | undefined, what = 'TIDEPOOL_WORKERS'): number {
+  if (raw === undefined || raw === '') return 1;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1 || value > 16) throw new Error(`${what}=${raw} is not a worker count from 1 to 16`);
+  return value;
+}
+
 /** Where the local stack keeps its binaries, state and logs, and the 127.0.0.1 ports it listens on. */
 export const stackConfig = {
   root,
@@ -33,7 +53,18 @@ export const stackConfig = {
     workerMetrics: port('TIDEPOOL_WORKER_METRICS_PORT', 9464),
     /** The stack-run admission webhook (HTTPS, the stack's serving certificate). */
     webhook: port('TIDEPOOL_STACK_WEBHOOK_PORT', 9443),
+    /** PostgreSQL under the real Temporal server (`--temporal server`). */
+    postgres: port('TIDEPOOL_POSTGRES_PORT', 25432),
+    /**
+     * The real Temporal server's internal ports, seven from this one up: the frontend's membership port, then
+     * the history, matching and worker services' gRPC and membership ports.
+     */
+    temporalInternal: port('TIDEPOOL_TEMPORAL_INTERNAL_PORT', 7250),
   },
+  /** The Temporal the stack runs; undefined: the one that runs now, else the dev server. */
+  temporal: temporalKind(process.env.TIDEPOOL_TEMPORAL),
+  /** How many Tidepool workers `up` runs on the task queue (`--workers N`). */
+  workers: workerCount(process.env.TIDEPOOL_WORKERS),
   /** How long the node-lifecycle controller waits for a heartbeat before it marks a node NotReady. */
   nodeMonitorGracePeriod: process.env.TIDEPOOL_NODE_MONITOR_GRACE_PERIOD ?? '20s',
   temporalNamespace: 'default',
@@ -58,6 +89,9 @@ export function stackPaths(config: StackConfig = stackConfig) {
     logs: path.join(dir, 'logs'),
     pids: path.join(dir, 'pids'),
     temporalDb: path.join(dir, 'temporal.sqlite'),
+    /** The real Temporal server's PostgreSQL cluster (initdb), and its config file and dynamic config. */
+    postgresData: path.join(dir, 'postgres'),
+    temporalServerDir: path.join(dir, 'temporal-server'),
     info: path.join(dir, 'stack.json'),
     agentSocket: path.join(dir, 'agent', 'agent.sock'),
     cniSpool: path.join(dir, 'agent', 'cni-spool'),

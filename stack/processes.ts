@@ -11,6 +11,10 @@ export interface ProcessSpec {
   env?: Record<string, string>;
   /** Text the process's command line must contain to count as ours (default: the command's file name). */
   match?: string;
+  /** The user to run as (PostgreSQL refuses root), asked for when it starts; undefined: this process's. */
+  user?: () => { uid: number; gid: number } | undefined;
+  /** Runs before the process starts (not when it already runs): initdb, a schema, a config file. */
+  prepare?: () => void | Promise<void>;
 }
 
 function pidFile(paths: StackPaths, name: string): string {
@@ -63,6 +67,7 @@ export function startProcess(paths: StackPaths, spec: ProcessSpec): number {
       detached: true,
       stdio: ['ignore', log, log],
       env: { ...process.env, ...spec.env },
+      ...spec.user?.(),
     });
     if (child.pid === undefined) throw new Error(`could not start ${spec.name} (${spec.command})`);
     child.unref();

@@ -13,11 +13,12 @@ import {
   components,
   localComponents,
   localTemporalAddress,
+  TEMPORAL_COMPONENTS,
   tidepoolComponents,
   type ComponentName,
   type ExternalTemporal,
 } from './components.ts';
-import { stackConfig, stackPaths, type StackConfig, type StackPaths } from './config.ts';
+import { stackConfig, stackPaths, type StackConfig, type StackPaths, type TemporalKind } from './config.ts';
 import { adminToken, ensurePki } from './pki.ts';
 import { logFile, runningPid, startProcess, stopProcess, waitReady, type ProcessSpec } from './processes.ts';
 import { readinessChecks, temporalReady } from './readiness.ts';
@@ -30,8 +31,13 @@ export interface StackInfo {
   caFile: string;
   temporalAddress: string;
   temporalNamespace: string;
-  temporalUi: string;
+  /** Which Temporal serves: the dev server, the real server on PostgreSQL, or one the stack did not start. */
+  temporal: TemporalKind | 'external';
+  /** The Temporal UI; the real server has none here (the CLI serves a UI only with its dev server). */
+  temporalUi?: string;
   dir: string;
+  /** How many Tidepool workers `up` started (with `agentSocket`). */
+  workers?: number;
   /** Present when `up` started Tidepool's webhook, worker and node agent too. */
   agentSocket?: string;
   webhook?: string;
@@ -64,6 +70,7 @@ async function startAndWait(
     log(`${spec.name}: already running (pid ${pid})`);
   } else {
     log(`${spec.name}: starting, log ${logFile(paths, spec.name)}`);
+    await spec.prepare?.();
     startProcess(paths, spec);
   }
   await waitReady(paths, spec, check, timeoutMs);
@@ -90,6 +97,39 @@ export async function installCrds(config: StackConfig = stackConfig, log: Log = 
   log(`crds: ${crds.map((crd) => crd.metadata!.name).join(', ')} established`);
 }
 
+/** The most workers the stack runs; `down` and `status` look for this many. */
+const MAX_WORKERS = 16;
+
+/** The kind of Temporal whose processes run now, if any. */
+export function runningTemporal(config: StackConfig = stackConfig): TemporalKind | undefined {
+  const paths = stackPaths(config);
+  const specs = localComponents(config, paths);
+  const kinds = Object.keys(TEMPORAL_COMPONENTS) as TemporalKind[];
+  return kinds.find((kind) =>
+    TEMPORAL_COMPONENTS[kind].some((name) => runningPid(paths, specs.find((spec) => spec.name === name)!) !== undefined),
+  );
+}
+
+/**
+ * The Temporal `up` runs: the one asked for (`--temporal`, TIDEPOOL_TEMPORAL), else the one that runs now, else
+ * the dev server. Asking for one while the other runs is an error: both serve on the same ports.
+ */
+export function chosenTemporal(config: StackConfig = stackConfig): TemporalKind {
+  const running = runningTemporal(config);
+  if (config.temporal !== undefined && running !== undefined && running !== config.temporal) {
+    throw new Error(
+      `the stack runs Temporal's ${running === 'dev' ? 'dev server' : 'real server'}, not the ${config.temporal === 'dev' ? 'dev server' : 'real server'} asked for; ` +
+        '`./dev stack down` first (each keeps its own data)',
+    );
+  }
+  return config.temporal ?? running ?? 'dev';
+}
+
+const REQUIRED_BINARIES: Record<TemporalKind, string[]> = {
+  dev: ['temporal'],
+  server: ['temporal-server', 'temporal-sql-tool'],
+};
+
 /**
  * Starts whatever part of the stack is not running, waits until each part is ready and installs the CRDs;
  * with `tidepool: true` also Tidepool's worker (with `workerEnv` added to its environment) and node agent;
@@ -102,17 +142,19 @@ export async function up(
 ): Promise<StackInfo> {
   const temporalAddress = options.externalTemporal?.address ?? localTemporalAddress(config);
   const paths = stackPaths(config);
-  for (const binary of ['kube-apiserver', 'kube-controller-manager', 'temporal']) {
+  const kind = chosenTemporal(config);
+  for (const binary of ['kube-apiserver', 'kube-controller-manager', ...(options.externalTemporal ? [] : REQUIRED_BINARIES[kind])]) {
     if (!existsSync(path.join(config.binDir, binary))) {
-      throw new Error(`${binary} is missing from ${config.binDir}; run stack/setup.sh (./dev does) first`);
+      const setup = kind === 'server' ? 'TIDEPOOL_TEMPORAL=server bash stack/setup.sh (./dev up --temporal server does)' : 'stack/setup.sh (./dev does)';
+      throw new Error(`${binary} is missing from ${config.binDir}; run ${setup} first`);
     }
   }
   mkdirSync(paths.dir, { recursive: true });
   ensurePki(paths);
   writeKubeconfig(config, paths);
   const readiness = readinessChecks(config, paths, temporalAddress);
-  for (const spec of components(config, paths, options.externalTemporal)) {
-    const { check, timeoutMs } = readiness[spec.name as ComponentName];
+  for (const spec of components(config, paths, kind, options.externalTemporal)) {
+    const { check, timeoutMs } = readiness(spec.name as ComponentName);
     await startAndWait(config, paths, spec, check, timeoutMs, log);
   }
 
@@ -139,8 +181,13 @@ export async function up(
     await buildCni();
     log(`tidepool-cni: built at ${CNI_BINARY}`);
     for (const spec of tidepoolComponents(config, paths, temporalAddress, options.workerEnv)) {
-      const { check, timeoutMs } = readiness[spec.name as ComponentName];
+      const { check, timeoutMs } = readiness(spec.name as ComponentName);
       await startAndWait(config, paths, spec, check, timeoutMs, log);
+    }
+    // Workers beyond the count asked for, from an earlier `up --workers`, stop.
+    const workers = tidepoolComponents(config, paths, temporalAddress, {}, MAX_WORKERS).filter((spec) => spec.name.startsWith('tidepool-worker'));
+    for (const spec of workers.slice(config.workers)) {
+      if (await stopProcess(paths, spec)) log(`${spec.name}: stopped (--workers ${config.workers})`);
     }
   } else if (runningPid(paths, webhookSpec(config, paths)) === undefined) {
     // A registration left by a stack whose processes died without `down` would refuse every pool write.
@@ -153,11 +200,16 @@ export async function up(
     caFile: paths.caCert,
     temporalAddress,
     temporalNamespace: config.temporalNamespace,
-    temporalUi: options.externalTemporal?.ui ?? `http://${config.host}:${config.ports.temporalUi}`,
+    temporal: options.externalTemporal ? 'external' : kind,
+    ...(options.externalTemporal
+      ? { temporalUi: options.externalTemporal.ui }
+      : kind === 'dev'
+        ? { temporalUi: `http://${config.host}:${config.ports.temporalUi}` }
+        : {}),
     dir: paths.dir,
     // `up` without Tidepool on a stack that runs it (a test's `up`, say) keeps saying so.
     ...(options.tidepool || tidepoolComponents(config, paths).every((spec) => runningPid(paths, spec) !== undefined)
-      ? { agentSocket: paths.agentSocket, webhook: stackWebhookUrl(config) }
+      ? { agentSocket: paths.agentSocket, webhook: stackWebhookUrl(config), workers: runningWorkers(config, paths) }
       : {}),
   };
   writeFileSync(paths.info, `${JSON.stringify(info, null, 2)}\n`);
@@ -167,11 +219,17 @@ export async function up(
 /** Stops the processes this stack started (by pid file), last started first. Keeps their data. */
 export async function down(config: StackConfig = stackConfig, log: Log = () => {}): Promise<void> {
   const paths = stackPaths(config);
-  for (const spec of [...components(config, paths), ...tidepoolComponents(config, paths)].reverse()) {
+  for (const spec of [...localComponents(config, paths), ...tidepoolComponents(config, paths, undefined, {}, MAX_WORKERS)].reverse()) {
     if (spec.name === 'tidepool-webhook') await unregisterWebhookIfServed(config, paths, log);
     if (await stopProcess(paths, spec)) log(`${spec.name}: stopped`);
   }
   rmSync(paths.info, { force: true });
+}
+
+function runningWorkers(config: StackConfig, paths: StackPaths): number {
+  return tidepoolComponents(config, paths, undefined, {}, MAX_WORKERS).filter(
+    (spec) => spec.name.startsWith('tidepool-worker') && runningPid(paths, spec) !== undefined,
+  ).length;
 }
 
 function webhookSpec(config: StackConfig, paths: StackPaths): ProcessSpec {
@@ -190,14 +248,16 @@ async function unregisterWebhookIfServed(config: StackConfig, paths: StackPaths,
   log('tidepool-webhook: registration removed');
 }
 
-/** `down`, then removes the stack's data (etcd on tmpfs, the Temporal SQLite file, logs); keeps the PKI. */
+/**
+ * `down`, then removes the stack's data (etcd on tmpfs, the Temporal SQLite file, the real server's PostgreSQL
+ * cluster and config, logs); keeps the PKI.
+ */
 export async function reset(config: StackConfig = stackConfig, log: Log = () => {}): Promise<void> {
   await down(config, log);
   const paths = stackPaths(config);
-  for (const target of [paths.etcdData, paths.temporalDb, `${paths.temporalDb}-shm`, `${paths.temporalDb}-wal`, paths.logs]) {
-    rmSync(target, { recursive: true, force: true });
-  }
-  log(`data removed (${paths.etcdData}, ${paths.temporalDb})`);
+  const data = [paths.etcdData, paths.temporalDb, `${paths.temporalDb}-shm`, `${paths.temporalDb}-wal`, paths.postgresData, paths.temporalServerDir, paths.logs];
+  for (const target of data) rmSync(target, { recursive: true, force: true });
+  log(`data removed (${paths.etcdData}, ${paths.temporalDb}, ${paths.postgresData})`);
 }
 
 export interface ComponentStatus {
@@ -206,11 +266,15 @@ export interface ComponentStatus {
   log: string;
 }
 
-/** The stack's processes; Tidepool's worker and agent are listed when they run. */
+/**
+ * The stack's processes, with the Temporal that runs (else the one `up` would start); Tidepool's webhook,
+ * workers, agent and kubelet are listed when they run.
+ */
 export function status(config: StackConfig = stackConfig): ComponentStatus[] {
   const paths = stackPaths(config);
-  const tidepool = tidepoolComponents(config, paths).filter((spec) => runningPid(paths, spec) !== undefined);
-  return [...components(config, paths), ...tidepool].map((spec) => ({
+  const tidepool = tidepoolComponents(config, paths, undefined, {}, MAX_WORKERS).filter((spec) => runningPid(paths, spec) !== undefined);
+  const kind = runningTemporal(config) ?? config.temporal ?? 'dev';
+  return [...components(config, paths, kind), ...tidepool].map((spec) => ({
     name: spec.name,
     pid: runningPid(paths, spec),
     log: logFile(paths, spec.name),
@@ -231,7 +295,7 @@ export function readStackInfo(config: StackConfig = stackConfig): StackInfo | un
  */
 export async function stopComponent(name: ComponentName, signal: 'SIGTERM' | 'SIGKILL', config: StackConfig = stackConfig): Promise<boolean> {
   const paths = stackPaths(config);
-  const spec = [...localComponents(config, paths), ...tidepoolComponents(config, paths)].find((candidate) => candidate.name === name)!;
+  const spec = [...localComponents(config, paths), ...tidepoolComponents(config, paths, undefined, {}, MAX_WORKERS)].find((candidate) => candidate.name === name)!;
   if (name === 'tidepool-webhook') await unregisterWebhookIfServed(config, paths, () => {});
   return stopProcess(paths, spec, 10_000, signal);
 }
@@ -248,9 +312,9 @@ export async function startComponent(
 ): Promise<void> {
   const paths = stackPaths(config);
   const temporalAddress = localTemporalAddress(config);
-  const spec = [...localComponents(config, paths), ...tidepoolComponents(config, paths, temporalAddress, options.workerEnv)].find(
+  const spec = [...localComponents(config, paths), ...tidepoolComponents(config, paths, temporalAddress, options.workerEnv, MAX_WORKERS)].find(
     (candidate) => candidate.name === name,
   )!;
-  const { check, timeoutMs } = readinessChecks(config, paths, temporalAddress)[name];
+  const { check, timeoutMs } = readinessChecks(config, paths, temporalAddress)(name);
   await startAndWait(config, paths, spec, check, timeoutMs, log);
 }
