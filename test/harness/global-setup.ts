@@ -3,7 +3,8 @@ import type { TestProject } from 'vitest/node';
 import { buildCni } from '../../scripts/build-cni.ts';
 import { devServerSearchAttributeArgs } from '../../src/temporal/search-attributes.ts';
 import type { ComponentName, ExternalTemporal } from '../../stack/components.ts';
-import { down, installCrds, readStackInfo, startComponent, status, stopComponent, up, type StackInfo } from '../../stack/stack.ts';
+import { stackConfig } from '../../stack/config.ts';
+import { chosenTemporal, down, installCrds, readStackInfo, startComponent, status, stopComponent, up, type StackInfo } from '../../stack/stack.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -19,6 +20,9 @@ declare module 'vitest' {
  * out of its zone-disruption mode (which stops evictions) in the suite's node tests.
  */
 const TIDEPOOL_PROCESSES: ComponentName[] = ['tidepool-webhook', 'tidepool-worker', 'tidepool-agent'];
+
+/** Whether the suite pauses this process of the stack: Tidepool's webhook and agent, and every worker. */
+const pausedForSuite = (name: string) => (TIDEPOOL_PROCESSES as string[]).includes(name) || name.startsWith('tidepool-worker-');
 
 /**
  * Builds tidepool-cni and brings the local stack up once for the integration suite, or reuses a running
@@ -39,12 +43,16 @@ export default async function setup(project: TestProject): Promise<() => Promise
       await temporal.stop();
     };
   }
+  // TIDEPOOL_TEMPORAL=server on a stack that runs the dev server (or the other way round) fails here, clearly.
+  chosenTemporal();
   const running = readStackInfo();
   // A stack that `./dev up` started earlier may serve older CRDs than this tree's.
   if (running) await installCrds(undefined, log);
   const info = running ?? (await up(undefined, log));
-  const paused = TIDEPOOL_PROCESSES.filter((name) => status().some((component) => component.name === name && component.pid !== undefined));
-  for (const name of [...paused].reverse()) {
+  const stopped = status()
+    .filter((component) => pausedForSuite(component.name) && component.pid !== undefined)
+    .map((component) => component.name as ComponentName);
+  for (const name of [...stopped].reverse()) {
     await stopComponent(name, 'SIGTERM');
     log(`${name}: stopped for the suite; started again when it ends`);
   }
@@ -54,9 +62,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
       await down();
       return;
     }
-    for (const name of paused) await startComponent(name, undefined, log);
-    // The suite's own `up` calls rewrote the stack's info while Tidepool was paused.
-    if (paused.length > 0) await up(undefined, log, { tidepool: true });
+    for (const name of stopped) await startComponent(name, undefined, log);
+    // The suite's own `up` calls rewrote the stack's info while Tidepool was paused; as many workers as before.
+    const workers = stopped.filter((name) => name.startsWith('tidepool-worker')).length;
+    if (stopped.length > 0) await up({ ...stackConfig, workers: Math.max(workers, 1) }, log, { tidepool: true });
   };
 }
 

@@ -176,7 +176,23 @@ describe('kube-controller-manager', () => {
   });
 });
 
-describe('Temporal dev server', () => {
+describe('Temporal', () => {
+  it('is the one TIDEPOOL_TEMPORAL asks for: the real server on PostgreSQL, or the dev server on SQLite', async () => {
+    const asked = { server: 'server', dev: 'dev', testcontainers: 'external' }[process.env.TIDEPOOL_TEMPORAL ?? ''];
+    // Unset: the suite reuses whichever a running stack has, else starts the dev server.
+    if (asked !== undefined) expect(stack().temporal).toBe(asked);
+    const kind = stack().temporal;
+    const { client, close } = await temporalClient();
+    try {
+      const info = await client.workflowService.getClusterInfo({});
+      expect(info.persistenceStore).toBe(kind === 'server' ? 'postgres12' : 'sqlite');
+      expect(info.visibilityStore).toBe(kind === 'server' ? 'postgres12' : 'sqlite');
+      expect(info.serverVersion).toMatch(/^1\.32\./);
+    } finally {
+      await close();
+    }
+  });
+
   it('runs a workflow that a visibility query on custom search attributes finds', async () => {
     const { client, close } = await temporalClient();
     const taskQueue = `stack-test-${suffix}`;
