@@ -84,7 +84,18 @@ export function ensurePostgresCluster(paths: StackPaths): void {
   if (existsSync(path.join(paths.postgresData, 'PG_VERSION'))) return;
   const user = postgresUser();
   mkdirSync(paths.postgresData, { recursive: true, mode: 0o700 });
-  if (user) execFileSync('chown', [`${user.uid}:${user.gid}`, paths.postgresData]);
+  if (user) {
+    execFileSync('chown', [`${user.uid}:${user.gid}`, paths.postgresData]);
+    try {
+      execFileSync('test', ['-w', paths.postgresData], { ...user, stdio: 'ignore' });
+    } catch (error) {
+      throw new Error(
+        `PostgreSQL runs as the postgres user, which cannot reach ${paths.postgresData} (a folder above it is closed ` +
+          'to other users); set TIDEPOOL_STACK_DIR to a folder it can reach, /tmp/tidepool-stack say',
+        { cause: error },
+      );
+    }
+  }
   run(logTo(paths, 'postgres-initdb'), 'initdb of the stack\'s PostgreSQL cluster', path.join(postgresBinDir(), 'initdb'), [
     '-D', paths.postgresData, '-U', SQL_USER, '--auth=trust', '-E', 'UTF8', '--no-instructions',
   ], user);
