@@ -179,7 +179,7 @@ async function main(): Promise<void> {
     console.log(`bench:alloc: concurrency ${concurrency}: ${JSON.stringify(row)}`);
   }
 
-  console.log(`bench:alloc: releasing all ${totalPods} IPs with CNI DEL at concurrency 100`);
+  console.log(`bench:alloc: releasing all ${containers.size} IPs with CNI DEL at concurrency 100`);
   const releaseLatencies: number[] = [];
   const releaseStarted = performance.now();
   await pool(pods, 100, async (pod) => {

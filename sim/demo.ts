@@ -140,7 +140,9 @@ export async function runDemo(): Promise<DemoResult> {
   say(`   ${nodeIP} is free again ${((Date.now() - deletion) / 1000).toFixed(1)} s after the grace ended (the extra delay is 5 s): TerminatingOnNotReadyNode`);
 
   say(`5. the history of ${nodeIP}:`);
-  const { stdout } = await promisify(execFile)(process.execPath, [path.join(stackConfig.root, 'src', 'cli', 'main.ts'), 'history', nodeIP], { env: process.env });
+  const { stdout } = await promisify(execFile)(process.execPath, [path.join(stackConfig.root, 'src', 'cli', 'main.ts'), 'history', nodeIP], {
+    env: { ...process.env, TEMPORAL_ADDRESS: info.temporalAddress, TEMPORAL_NAMESPACE: info.temporalNamespace },
+  });
   console.log(stdout.trimEnd());
   const query = encodeURIComponent(`TidepoolIPs = '${nodeIP}'`);
   say(info.temporalUi ? `   in the Temporal UI: ${info.temporalUi}/namespaces/${info.temporalNamespace}/workflows?query=${query}` : '   (the real Temporal server runs without a UI here)');
