@@ -3,7 +3,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { AGENT_INVOKE_PATH, AGENT_PATHS, type PluginInvocation } from '../contract/agent-api.ts';
 import { CniErrorCode } from '../contract/cni-codes.ts';
-import { isObject } from '../contract/values.ts';
+import { isObject, isStringMap } from '../contract/values.ts';
 import { runCni, type AgentCalls, type AgentOutcome } from '../cni/plugin.ts';
 import type { CniError as CniErrorBody } from '../cni/spec.ts';
 import { CniError, type Agent } from './agent.ts';
@@ -74,7 +74,7 @@ export function agentCalls(agent: Agent, onError: (error: Error) => void = () =>
 function invocationProblem(body: unknown): string | undefined {
   if (!isObject(body)) return 'the request body must be a JSON object {"env", "stdin"}';
   if (typeof body.stdin !== 'string') return '"stdin" must be a string';
-  if (!isObject(body.env) || !Object.values(body.env).every((value) => typeof value === 'string')) return '"env" must be an object of strings';
+  if (!isStringMap(body.env)) return '"env" must be an object of strings';
   return undefined;
 }
 

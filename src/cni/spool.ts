@@ -5,7 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { AgentAttachment } from '../contract/agent-api.ts';
-import { isObject } from '../contract/values.ts';
+import { isStringMap } from '../contract/values.ts';
 import { parseInvocation } from './netconf.ts';
 
 export interface SpooledDel extends AgentAttachment {
@@ -156,9 +156,9 @@ function parseSpooledDel(text: string): SpooledDel | string {
 function parseSpooledInvocation(record: Record<string, unknown>): SpooledDel | string {
   const { env, stdin, spooledAt } = record;
   if (typeof stdin !== 'string') return '"stdin" is not a string';
-  if (!isObject(env) || !Object.values(env).every((value) => typeof value === 'string')) return '"env" is not an object of strings';
+  if (!isStringMap(env)) return '"env" is not an object of strings';
   if (typeof spooledAt !== 'string' || Number.isNaN(Date.parse(spooledAt))) return '"spooledAt" is not an RFC 3339 time';
-  const parsed = parseInvocation(env as Record<string, string>, stdin);
+  const parsed = parseInvocation(env, stdin);
   if (!parsed.ok) return `not a DEL the agent takes: ${parsed.error.msg}`;
   if (parsed.invocation.command !== 'DEL') return `a spooled ${parsed.invocation.command}, not a DEL`;
   const { containerID, interface: interfaceName, pod } = parsed.invocation;

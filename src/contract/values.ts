@@ -5,6 +5,11 @@ export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** An object whose values are all strings, such as an invocation's CNI_* environment. */
+export function isStringMap(value: unknown): value is Record<string, string> {
+  return isObject(value) && Object.values(value).every((entry) => typeof entry === 'string');
+}
+
 /** A value as JSON for an error message, cut short so that one bad field cannot flood a log. */
 export function showValue(value: unknown, maxLength = 80): string {
   const text = value === undefined ? 'nothing' : JSON.stringify(value);

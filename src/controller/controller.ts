@@ -39,8 +39,8 @@ export interface ControllerOptions {
 
 /**
  * Turns pod, node and StatefulSet events into `podEvent` signals to the pods' lifecycle workflows: a pod
- * deleted, a pod still terminating when its grace and the extra delay are over, a pod Succeeded or Failed, a node gone NotReady under terminating pods, a
- * StatefulSet deleted or scaled down under the pods whose IPs it kept. Each lifecycle judges its pod at the
+ * deleted, a pod still terminating when its grace and the extra delay are over, a pod Succeeded or Failed, a
+ * node gone NotReady under terminating pods, a StatefulSet deleted or scaled down under the pods whose IPs it kept. Each lifecycle judges its pod at the
  * signalled time on a durable timer, and waits on its own for grace periods. Only pods with a PodEndpoint are
  * signalled. It hands a live pod's stale records to its lifecycle (./stale-records.ts). It also starts the pool-deletion workflow of a terminating IPPool
  * and keeps ReservedIPs' status.heldIPs current. It owns the ip-protection finalizer of every IPPool (the
@@ -74,7 +74,7 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, g
    * that calls DEL in time (the usual deletion) then costs the lifecycle no signal and no timer. A worker that
    * restarts meanwhile lists the pod again and waits anew; the sweep covers one that no worker watches.
    */
-  const graceEnds = new Map<string, NodeJS.Timeout>();
+  const graceEnds = new Map<string, { timer: NodeJS.Timeout; deletionAt: number }>();
   const notReady = new Set<string>();
   let stopped = false;
 
@@ -99,17 +99,18 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, g
 
   function signalWhenGraceEnds(pod: V1Pod, deletionAt: number): void {
     const { uid = '', name = '', namespace = '' } = pod.metadata ?? {};
-    if (graceEnds.has(uid) || sent.get(uid)?.has('terminating')) return;
+    const waiting = graceEnds.get(uid);
+    // A second delete with a shorter grace moves the deletionTimestamp earlier: the wait moves with it.
+    if ((waiting && waiting.deletionAt <= deletionAt) || sent.get(uid)?.has('terminating')) return;
+    clearTimeout(waiting?.timer);
     // Signalled early (a grace beyond setTimeout's range), the lifecycle still waits for it on a durable timer.
     const delayMs = Math.min(MAX_TIMER_MS, Math.max(0, deletionAt + gc.additionalGraceDelayMs - Date.now()));
-    graceEnds.set(
-      uid,
-      setTimeout(() => {
-        graceEnds.delete(uid);
-        const current = pods.get(name, namespace);
-        if (current?.metadata?.uid === uid) void signal(current, 'terminating', deletionAt);
-      }, delayMs),
-    );
+    const timer = setTimeout(() => {
+      graceEnds.delete(uid);
+      const current = pods.get(name, namespace);
+      if (current?.metadata?.uid === uid) void signal(current, 'terminating', deletionAt);
+    }, delayMs);
+    graceEnds.set(uid, { timer, deletionAt });
   }
 
   function onPod(pod: V1Pod): void {
@@ -266,7 +267,7 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, g
   pods.on('update', onPod);
   pods.on('delete', (pod) => {
     const uid = pod.metadata?.uid ?? '';
-    clearTimeout(graceEnds.get(uid));
+    clearTimeout(graceEnds.get(uid)?.timer);
     graceEnds.delete(uid);
     void signal(pod, 'deleted', Date.now()).finally(() => {
       if (!endpoints.get(pod.metadata?.name ?? '', pod.metadata?.namespace)) sent.delete(pod.metadata?.uid ?? '');
@@ -308,7 +309,7 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, g
     async stop(): Promise<void> {
       stopped = true;
       staleRecords.stop();
-      for (const timer of [...counting.values(), ...graceEnds.values()]) clearTimeout(timer);
+      for (const timer of [...counting.values(), ...[...graceEnds.values()].map((wait) => wait.timer)]) clearTimeout(timer);
       clearInterval(resync);
       clearTimeout(heldSync);
       await Promise.all(informers.map((informer) => informer.stop()));
