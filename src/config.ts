@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { NODE_DEFAULTS } from './contract/defaults.ts';
 import { TASK_QUEUE } from './temporal/names.ts';
 
@@ -70,12 +71,26 @@ export function loadCommonConfig() {
 }
 
 export function loadWorkerConfig() {
+  const common = loadCommonConfig();
+  const leaseDurationMs = parseDuration(env('TIDEPOOL_CONTROLLER_LEASE_DURATION', '15s'), 'TIDEPOOL_CONTROLLER_LEASE_DURATION');
+  if (leaseDurationMs < 1000) throw new Error(`TIDEPOOL_CONTROLLER_LEASE_DURATION must be at least 1s, not ${process.env.TIDEPOOL_CONTROLLER_LEASE_DURATION}`);
+  const leaseName = env('TIDEPOOL_CONTROLLER_LEASE', `${common.taskQueue}-controller`);
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(leaseName) || leaseName.length > 253) {
+    throw new Error(`the controller Lease name ${JSON.stringify(leaseName)} is not a Kubernetes object name (lowercase letters, digits, '-' and '.'); set TIDEPOOL_CONTROLLER_LEASE`);
+  }
   return {
-    ...loadCommonConfig(),
+    ...common,
     kubeconfig: process.env.KUBECONFIG || undefined,
     metricsHost: env('TIDEPOOL_METRICS_HOST', '127.0.0.1'),
     metricsPort: Number(env('TIDEPOOL_METRICS_PORT', '9464')),
     shutdownGraceMs: parseDuration(env('TIDEPOOL_SHUTDOWN_GRACE', '30s'), 'TIDEPOOL_SHUTDOWN_GRACE'),
+    controllerLease: {
+      // The workers of one task queue are one fleet, which elects one controller.
+      name: leaseName,
+      namespace: env('TIDEPOOL_CONTROLLER_LEASE_NAMESPACE', env('POD_NAMESPACE', 'default')),
+      identity: env('POD_NAME', `${hostname()}-${process.pid}`),
+      durationMs: leaseDurationMs,
+    },
   };
 }
 

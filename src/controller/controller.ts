@@ -304,6 +304,11 @@ export function createController({ kubeConfig, client, taskQueue = TASK_QUEUE, g
       // Pods first: the stale-record watch judges each listed pool's records against them.
       await Promise.all([pods.start(), nodes.start(), statefulSets.start(), reservations.start(), ...(namespaces ? [namespaces.start()] : [])]);
       await ippools.start();
+      // Pods deleted while no controller watched (no replica led, or this one was down) are told now.
+      for (const endpoint of endpoints.list()) {
+        const { name, namespace = '' } = endpoint.metadata;
+        if (pods.get(name, namespace)?.metadata?.uid !== endpoint.status.podUID) void signalPod(namespace, name, endpoint.status.podUID, 'deleted', Date.now());
+      }
       resync = setInterval(() => ippools.list().forEach((pool) => void protect(pool)), POOL_RESYNC_MS);
     },
     async stop(): Promise<void> {

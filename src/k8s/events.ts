@@ -27,7 +27,7 @@ export interface TidepoolEvent {
  * A MicroTime as the API server parses it (six fractional digits). The client's models type MicroTime fields
  * as Date, and a Date would be sent with three digits, which the API server refuses.
  */
-function microTime(time: Date): Date {
+export function microTime(time: Date): Date {
   return time.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as Date;
 }
 

@@ -43,7 +43,7 @@ export interface PoolWriterOptions {
   /** Read once for each pool object that has not been reconciled yet (see `reconcileStatus`). */
   holders: HolderSource;
   /** The pools as a watch cache holds them. */
-  cache: { pools(): readonly IPPool[] };
+  cache: { pools(): readonly IPPool[]; pool(name: string): IPPool | undefined };
   cooldownMs: number;
   /**
    * After each status write of a pool, the next one waits this many times as long as that write took. A write
@@ -158,8 +158,19 @@ export class PoolWriter implements PoolStore {
     return fresh;
   }
 
+  /**
+   * The newest copy of the pool this process has: its own last write, or the watch cache's when that is newer
+   * (another replica wrote since), so that writers on two replicas take turns instead of failing each other.
+   */
+  private base(pool: string): IPPool | undefined {
+    const written = this.lastWritten.get(pool);
+    const watched = this.options.cache.pool(pool);
+    if (!written || !watched) return written;
+    return resourceVersionNewer(watched, written) ? watched : written;
+  }
+
   private async commit(pool: string, batch: Pending[]): Promise<void> {
-    let current = this.lastWritten.get(pool) ?? (await this.read(pool));
+    let current = this.base(pool) ?? (await this.read(pool));
     let conflicts = 0;
     let holders: Awaited<ReturnType<HolderSource['read']>> | undefined;
     for (let attempt = 1; ; attempt++) {
@@ -217,4 +228,13 @@ export class PoolWriter implements PoolStore {
     });
     return { status: current.status ?? {}, outcomes };
   }
+}
+
+/**
+ * Whether `a` is a later version of the same object than `b`. resourceVersions are opaque to clients; the API
+ * server on etcd gives integers that grow, and anything else counts as not newer (the write's 409 then tells).
+ */
+function resourceVersionNewer(a: IPPool, b: IPPool): boolean {
+  const [left, right] = [a.metadata.resourceVersion ?? '', b.metadata.resourceVersion ?? ''];
+  return a.metadata.uid === b.metadata.uid && /^\d+$/.test(left) && /^\d+$/.test(right) && BigInt(left) > BigInt(right);
 }

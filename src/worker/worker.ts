@@ -82,6 +82,10 @@ export async function createTidepoolWorker(options: TidepoolWorkerOptions): Prom
     shutdownGraceTime: options.shutdownGraceMs,
     maxConcurrentLocalActivityExecutions: 200,
     maxConcurrentWorkflowTaskExecutions: 100,
+    // A lifecycle's next task waits this long on the sticky queue of the worker that ran its last one before
+    // any worker may take it (replaying its short history). The default, 10 s, is longer than a DEL's deadline
+    // (8 s): with two replicas, a SIGKILLed one's lifecycles would answer no DEL until then.
+    stickyQueueScheduleToStartTimeout: '3s',
   });
   const run = async () => {
     try {

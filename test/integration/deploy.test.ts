@@ -114,6 +114,8 @@ describe('the Helm chart', () => {
       'MutatingWebhookConfiguration',
       'PodDisruptionBudget',
       'PodDisruptionBudget',
+      'Role',
+      'RoleBinding',
       'Secret',
       'Service',
       'ServiceAccount',
@@ -251,13 +253,13 @@ describe('the chart RBAC applied to the API server', () => {
 
   beforeAll(async () => {
     const objects = await render();
-    await apply(objects.filter((object) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding'].includes(object.kind)));
+    await apply(objects.filter((object) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(object.kind)));
     // RBAC is enforced from the authorizer's watch cache: wait until the worker's binding is in effect.
-    await waitFor('the worker binding to take effect', async () => (await canI(as('worker'), 'list', 'pods')) === true);
+    await waitFor('the worker bindings to take effect', async () => (await canI(as('worker'), 'list', 'pods')) && (await canI(as('worker'), 'update', 'leases.coordination.k8s.io')));
   });
 
   async function canI(subject: string, verb: string, resource: string, subresource?: string): Promise<boolean> {
-    const args = ['auth', 'can-i', verb, resource, `--as=${subject}`, ...(subresource ? [`--subresource=${subresource}`] : [])];
+    const args = ['auth', 'can-i', verb, resource, `--as=${subject}`, '--namespace', namespace, ...(subresource ? [`--subresource=${subresource}`] : [])];
     try {
       return (await kubectl(...args)).trim() === 'yes';
     } catch (error) {
@@ -289,6 +291,10 @@ describe('the chart RBAC applied to the API server', () => {
     ['worker', 'delete', 'ippools.tidepool.dev', undefined, false],
     ['worker', 'update', 'reservedips.tidepool.dev', undefined, false],
     ['worker', 'get', 'secrets', undefined, false],
+    ['worker', 'update', 'leases.coordination.k8s.io', undefined, true],
+    ['worker', 'create', 'leases.coordination.k8s.io', undefined, true],
+    ['worker', 'delete', 'leases.coordination.k8s.io', undefined, false],
+    ['agent', 'update', 'leases.coordination.k8s.io', undefined, false],
     ['agent', 'get', 'pods', undefined, false],
     ['agent', 'delete', 'pods', undefined, false],
     ['agent', 'list', 'ippools.tidepool.dev', undefined, false],

@@ -4,15 +4,17 @@ import { apiHolderSource } from '../../src/store/holders.ts';
 import { PoolWriter } from '../../src/store/pool-writer.ts';
 import { TidepoolClient } from '../../src/k8s/client.ts';
 import { IPSet } from '../../src/ipam/ranges.ts';
+import { ClusterCache } from '../../src/k8s/cache.ts';
 import { kubeConfig } from '../harness/cluster.ts';
 
 const client = () => new TidepoolClient(kubeConfig());
 const tag = randomBytes(3).toString('hex');
 const name = `writers-${tag}`;
 const spaced = `spaced-${tag}`;
+const alternating = `alternating-${tag}`;
 
 afterAll(async () => {
-  for (const pool of [name, spaced]) {
+  for (const pool of [name, spaced, alternating]) {
     const found = await client().getPool(pool);
     if (found) await client().replacePoolStatus({ ...found, status: {} }).catch(() => undefined);
     await client().deletePool(pool).catch(() => undefined);
@@ -34,7 +36,7 @@ describe('a pool writer with write spacing', () => {
       }
     };
     const spacing = 20;
-    const writer = new PoolWriter({ client: timed, holders: apiHolderSource(kubeConfig()), cache: { pools: () => [] }, cooldownMs: 0, writeSpacing: spacing });
+    const writer = new PoolWriter({ client: timed, holders: apiHolderSource(kubeConfig()), cache: { pools: () => [], pool: () => undefined }, cooldownMs: 0, writeSpacing: spacing });
     const none = IPSet.empty(4);
     const request = (n: number) => ({ pod: `ns/s-${n}`, podUID: `uid-s-${n}`, containerID: `c-${n}`, interface: 'eth0' });
     // One at a time, then 30 at once while the pause after the previous write runs.
@@ -55,7 +57,7 @@ describe('a pool writer with write spacing', () => {
 describe('two pool writers on one pool, as two worker replicas run them', () => {
   it('retry 409s until every allocation and release lands, with no IP given twice and no update lost', async () => {
     await client().createPool(name, { subnet: '10.80.0.0/24', ips: ['10.80.0.1-10.80.0.200'] });
-    const writers = [0, 1].map(() => new PoolWriter({ client: client(), holders: apiHolderSource(kubeConfig()), cache: { pools: () => [] }, cooldownMs: 0 }));
+    const writers = [0, 1].map(() => new PoolWriter({ client: client(), holders: apiHolderSource(kubeConfig()), cache: { pools: () => [], pool: () => undefined }, cooldownMs: 0 }));
     const none = IPSet.empty(4);
     const request = (n: number) => ({ pod: `ns/p-${n}`, podUID: `uid-${n}`, containerID: `c-${n}`, interface: 'eth0' });
 
@@ -79,5 +81,30 @@ describe('two pool writers on one pool, as two worker replicas run them', () => 
     const writes = writers[0]!.stats.writes + writers[1]!.stats.writes;
     expect(conflicts).toBeGreaterThan(0);
     expect(writes).toBeLessThan(180);
+  });
+});
+
+describe('two pool writers that take turns on one pool, each with its watch cache', () => {
+  it("base each write on the other replica's last write once their watch shows it: no 409", async () => {
+    await client().createPool(alternating, { subnet: '10.82.0.0/24', ips: ['10.82.0.1-10.82.0.200'] });
+    const caches = [0, 1].map(() => new ClusterCache(kubeConfig()));
+    await Promise.all(caches.map((cache) => cache.start()));
+    try {
+      const writers = caches.map((cache) => new PoolWriter({ client: client(), holders: apiHolderSource(kubeConfig()), cache, cooldownMs: 0 }));
+      const none = IPSet.empty(4);
+      const ips: string[] = [];
+      for (let n = 0; n < 10; n++) {
+        const outcome = await writers[n % 2]!.allocate(alternating, { pod: `ns/t-${n}`, podUID: `uid-t-${n}`, containerID: `c-${n}`, interface: 'eth0' }, none);
+        if (outcome.kind !== 'allocated') throw new Error(`allocation ${n}: ${outcome.kind}`);
+        ips.push(outcome.ip);
+        const written = (await client().getPool(alternating))!.metadata.resourceVersion;
+        await expect.poll(() => caches.every((cache) => cache.pool(alternating)?.metadata.resourceVersion === written), { timeout: 10_000 }).toBe(true);
+      }
+      expect(new Set(ips).size).toBe(10);
+      expect(writers[0]!.stats.conflicts + writers[1]!.stats.conflicts).toBe(0);
+      expect((await client().getPool(alternating))!.status!.allocatedIPCount).toBe(10);
+    } finally {
+      await Promise.all(caches.map((cache) => cache.stop()));
+    }
   });
 });

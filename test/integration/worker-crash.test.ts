@@ -1,6 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
@@ -12,6 +11,7 @@ import { gcScheduleId } from '../../src/gc/schedule.ts';
 import { TidepoolClient } from '../../src/k8s/client.ts';
 import { createNamespace, kubeConfig, stack, waitFor } from '../harness/cluster.ts';
 import { cniEnv, netconf, runCni } from '../harness/tidepool.ts';
+import { spawnWorker, workerLogLines } from '../harness/worker.ts';
 
 const tag = randomBytes(3).toString('hex');
 const taskQueue = `crash-test-${tag}`;
@@ -22,28 +22,6 @@ const pool = `crash-${tag}`;
 let namespace: Awaited<ReturnType<typeof createNamespace>>;
 let connection: Connection;
 let client: Client;
-
-/** The real worker entry as its own process, logging JSON lines to a file. */
-async function startWorker(log: string): Promise<ChildProcess> {
-  const fd = openSync(log, 'a');
-  const child = spawn(process.execPath, [path.resolve(import.meta.dirname, '../../src/worker/main.ts')], {
-    env: {
-      ...process.env,
-      KUBECONFIG: stack().kubeconfig,
-      TEMPORAL_ADDRESS: stack().temporalAddress,
-      TIDEPOOL_TASK_QUEUE: taskQueue,
-      TIDEPOOL_METRICS_PORT: '0',
-    },
-    stdio: ['ignore', fd, fd],
-  });
-  closeSync(fd);
-  await waitFor(`the worker to start (log ${log})`, async () => readFileSync(log, 'utf8').includes('"tidepool worker started"'), 90_000);
-  return child;
-}
-
-function logLines(file: string): Record<string, unknown>[] {
-  return readFileSync(file, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-}
 
 beforeAll(async () => {
   namespace = await createNamespace('crash');
@@ -64,7 +42,7 @@ afterAll(async () => {
 describe('the worker killed with SIGKILL while it reclaims', () => {
   it('reclaims every zombie after its restart, each exactly once', async () => {
     const firstLog = path.join(dir, 'worker-1.log');
-    let worker = await startWorker(firstLog);
+    let worker = await spawnWorker(firstLog, taskQueue);
     const agent = createAgent({ client, temporalAddress: stack().temporalAddress, nodeName: '', addTimeoutMs: 30_000, delTimeoutMs: 10_000, spoolDir: path.join(dir, 'spool'), taskQueue });
     const socket = path.join(dir, 'agent.sock');
     const server = await serveAgent(agent, socket);
@@ -97,7 +75,7 @@ describe('the worker killed with SIGKILL while it reclaims', () => {
       expect(atKill).toBeGreaterThan(0);
 
       const secondLog = path.join(dir, 'worker-2.log');
-      worker = await startWorker(secondLog);
+      worker = await spawnWorker(secondLog, taskQueue);
       await waitFor('every zombie to be reclaimed after the restart', async () => (await held()) === 0, 90_000);
 
       for (const name of names) {
@@ -116,7 +94,7 @@ describe('the worker killed with SIGKILL while it reclaims', () => {
       // A release whose workflow task was lost in the kill runs again after the restart and finds its record
       // gone (notHeld): compare-and-delete made the first one the only one. So no IP is released twice, every
       // zombie IP is accounted for, and none was taken from another pod.
-      const reclaims = [...logLines(firstLog), ...logLines(secondLog)].filter((line) => line.msg === 'reclaimed IPs');
+      const reclaims = [...workerLogLines(firstLog), ...workerLogLines(secondLog)].filter((line) => line.msg === 'reclaimed IPs');
       const released = reclaims.flatMap((line) => line.released as string[]);
       const notHeld = reclaims.flatMap((line) => line.notHeld as string[]);
       expect(released.length).toBeGreaterThan(0);
