@@ -1,4 +1,4 @@
-// npm run chaos [-- --duration 20m --rate 1 --pods 40 --nodes 4 --pool-size 80 --seed 1 --faults all
+// npm run chaos [-- --temporal dev|server --workers 1 --duration 20m --rate 1 --pods 40 --nodes 4 --pool-size 80 --seed 1 --faults all
 //   --fault-gap 60s --power-off 40s --fault-window 45s --drop-share 0.5 --kill-share 0.5 --sample 5s
 //   --reclaim-window 120s --settle 5m --out bench/results/chaos.json]
 // Steady pod churn on simulated nodes against the local stack's Tidepool worker and agent while faults are
@@ -14,11 +14,14 @@ import { loadKubeConfig } from '../src/k8s/kubeconfig.ts';
 import { buildCni } from '../scripts/build-cni.ts';
 import { CHAOS_WORKER_ENV, runChaos, stackProcessControl, type ChaosResult } from '../sim/chaos.ts';
 import { parseFaultKinds } from '../sim/faults.ts';
-import { stackPaths } from '../stack/config.ts';
-import { startComponent, stopComponent, up } from '../stack/stack.ts';
+import { workerName } from '../stack/components.ts';
+import { stackConfig, stackPaths, temporalKind, workerCount, type StackConfig } from '../stack/config.ts';
+import { chosenTemporal, startComponent, stopComponent, up } from '../stack/stack.ts';
 
 const { values: args } = parseArgs({
   options: {
+    temporal: { type: 'string' },
+    workers: { type: 'string', default: '1' },
     duration: { type: 'string', default: '20m' },
     rate: { type: 'string', default: '1' },
     pods: { type: 'string', default: '40' },
@@ -66,12 +69,14 @@ function commit(): string {
 function summary(result: ChaosResult): string {
   const faults = Object.entries(result.faultsByKind).map(([kind, count]) => `${kind} ${count}`).join(', ');
   const failedFaults = result.faults.filter((fault) => fault.error);
-  const restarts = result.faults.filter((fault) => fault.kind === 'temporal-restart' || fault.kind === 'apiserver-restart');
+  const restarts = result.faults.filter((fault) => fault.survived !== undefined);
   return [
     `pods churned: ${result.podsCreated} created, ${result.podsDeleted} deleted (${result.churnErrors} API calls refused or failed, retried)`,
     `faults injected: ${faults}${failedFaults.length > 0 ? `; ${failedFaults.length} failed: ${failedFaults.map((f) => `${f.kind}: ${f.error}`).join('; ')}` : ''}`,
     `CNI: ${result.kubelet.adds} ADDs (${result.kubelet.addFailures} failed, ${result.kubelet.killedAdds} killed mid-ADD), ${result.kubelet.dels} DELs (${result.kubelet.delFailures} failed, ${result.kubelet.droppedDels} dropped)`,
-    `worker and agent ran on through every Temporal and kube-apiserver restart: ${restarts.every((f) => f.survived?.worker && f.survived.agent) ? 'yes' : `no (${restarts.filter((f) => !f.survived?.worker || !f.survived.agent).map((f) => `${f.kind} at ${f.startedS} s: ${JSON.stringify(f.survived)}`).join('; ')})`}`,
+    `worker and agent ran on through every Temporal, PostgreSQL and kube-apiserver restart: ${restarts.every((f) => f.survived?.worker && f.survived.agent) ? 'yes' : `no (${restarts.filter((f) => !f.survived?.worker || !f.survived.agent).map((f) => `${f.kind} at ${f.startedS} s: ${JSON.stringify(f.survived)}`).join('; ')})`}`,
+    `ADDs that failed while a worker was down (or within an ADD's deadline of its return), cni-kill's left out: ${result.addsFailedWhileWorkerDown}`,
+    `worker memory (RSS): ${rssSummary(result)}`,
     `samples: ${result.samples} (${result.failedSamples} unreadable while the API server was down)`,
     `violations: ${result.violations.length}`,
     ...result.violations.map((violation) => `  - ${violation.invariant} at ${new Date(violation.at).toISOString()}: ${violation.detail}`),
@@ -81,9 +86,22 @@ function summary(result: ChaosResult): string {
   ].join('\n');
 }
 
+/** Each worker process's RSS when first and last sampled, in run order. */
+function rssSummary(result: ChaosResult): string {
+  const byProcess = new Map<string, ChaosResult['workerRss']>();
+  for (const sample of result.workerRss) byProcess.set(`${sample.worker} (pid ${sample.pid})`, [...(byProcess.get(`${sample.worker} (pid ${sample.pid})`) ?? []), sample]);
+  return [...byProcess].map(([name, samples]) => `${name} ${samples[0]!.rssMiB} MiB at ${samples[0]!.atS} s, ${samples.at(-1)!.rssMiB} MiB at ${samples.at(-1)!.atS} s`).join('; ') || 'not sampled';
+}
+
 async function main(): Promise<number> {
   const durationMs = parseDuration(args.duration, '--duration');
-  const faults = parseFaultKinds(args.faults);
+  const config: StackConfig = {
+    ...stackConfig,
+    ...(args.temporal !== undefined ? { temporal: temporalKind(args.temporal) ?? 'dev' } : {}),
+    workers: workerCount(args.workers, '--workers'),
+  };
+  const temporal = chosenTemporal(config);
+  const faults = parseFaultKinds(args.faults, temporal);
   const options = {
     durationMs,
     rate: positive('rate', false),
@@ -105,17 +123,20 @@ async function main(): Promise<number> {
   if (options.poolSize < options.pods) throw new Error(`--pool-size ${options.poolSize} is smaller than --pods ${options.pods}: the pods could never all run`);
   const cni = await buildCni();
   const log = (line: string) => console.error(`[chaos] ${line}`);
-  // The worker must run with the chaos run's short reclaim windows: one started before with other settings is replaced.
-  await stopComponent('tidepool-worker', 'SIGTERM');
-  const info = await up(undefined, (line) => console.error(`[stack] ${line}`), { tidepool: true, workerEnv: CHAOS_WORKER_ENV });
+  // The workers must run with the chaos run's short reclaim windows: those started before with other settings are replaced.
+  const workers = Array.from({ length: config.workers }, (_, index) => workerName(index + 1));
+  for (const name of workers) await stopComponent(name, 'SIGTERM', config);
+  const info = await up(config, (line) => console.error(`[stack] ${line}`), { tidepool: true, workerEnv: CHAOS_WORKER_ENV });
   const revision = commit();
-  console.error(`chaos: ${args.duration} of churn (${options.rate} pods/s, ${options.pods} live, ${options.nodes} nodes, pool of ${options.poolSize}), seed ${options.seed}, faults ${faults.join(', ') || 'none'}, commit ${revision}`);
+  console.error(`chaos: ${args.duration} of churn on the ${temporal === 'server' ? 'real Temporal server' : 'Temporal dev server'} with ${config.workers} worker${config.workers > 1 ? 's' : ''} (${options.rate} pods/s, ${options.pods} live, ${options.nodes} nodes, pool of ${options.poolSize}), seed ${options.seed}, faults ${faults.join(', ') || 'none'}, commit ${revision}`);
   const result = await runChaos({
     ...options,
     kubeConfig: loadKubeConfig(info.kubeconfig),
     temporal: { address: info.temporalAddress, namespace: info.temporalNamespace },
     cni: { binary: cni, agentSocket: info.agentSocket ?? stackPaths().agentSocket, spoolDir: stackPaths().cniSpool },
-    processes: stackProcessControl(log),
+    processes: stackProcessControl(log, config),
+    temporalKind: temporal,
+    workers: config.workers,
     log,
   });
   const report = {
@@ -130,9 +151,11 @@ async function main(): Promise<number> {
   mkdirSync(path.dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
   console.log(`\n${summary(result)}\n\nchaos: wrote ${path.relative(root, out)}`);
-  // Back to the worker's own settings.
-  await stopComponent('tidepool-worker', 'SIGTERM');
-  await startComponent('tidepool-worker');
+  // Back to the workers' own settings.
+  for (const name of workers) {
+    await stopComponent(name, 'SIGTERM', config);
+    await startComponent(name, config);
+  }
   return result.violations.length === 0 && result.converged ? 0 : 1;
 }
 

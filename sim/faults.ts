@@ -1,8 +1,15 @@
 // The chaos run's fault plan: which fault, at which moment, for how long; pure and seeded, so that a seed
 // repeats the same plan.
 
-export const FAULT_KINDS = ['worker-kill', 'temporal-restart', 'apiserver-restart', 'drop-dels', 'cni-kill', 'node-power'] as const;
+export const FAULT_KINDS = ['worker-kill', 'temporal-restart', 'apiserver-restart', 'drop-dels', 'cni-kill', 'node-power', 'postgres-restart'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
+/** The faults that only the real Temporal server has something to inject into: the dev server keeps no PostgreSQL. */
+const SERVER_ONLY_FAULTS: readonly FaultKind[] = ['postgres-restart'];
+
+/** Every fault kind a run against this kind of Temporal can inject (`--faults all`). */
+export function faultKindsFor(temporal: 'dev' | 'server'): FaultKind[] {
+  return FAULT_KINDS.filter((kind) => temporal === 'server' || !SERVER_ONLY_FAULTS.includes(kind));
+}
 
 export interface PlannedFault {
   kind: FaultKind;
@@ -15,6 +22,8 @@ export interface PlannedFault {
   forMs: number;
   /** The node, for node-power. */
   node?: string;
+  /** For worker-kill with more than one worker: which one (from 1); the others run on. */
+  worker?: number;
 }
 
 export interface FaultPlanOptions {
@@ -30,6 +39,8 @@ export interface FaultPlanOptions {
   powerOffMs: number;
   /** How long a window of dropped DELs or killed ADDs lasts. */
   windowMs: number;
+  /** How many workers run; a worker-kill picks one of them. */
+  workers?: number;
 }
 
 /** A small seeded generator (mulberry32): uniform in [0, 1). */
@@ -75,18 +86,21 @@ export function planFaults(options: FaultPlanOptions, random: () => number): Pla
     const kind = kinds[index]!;
     const fault: PlannedFault = { kind, atMs: Math.round(atMs), forMs: Math.round(durationOf(kind)) };
     if (kind === 'node-power') fault.node = options.nodes[Math.floor(random() * options.nodes.length)]!;
+    if (kind === 'worker-kill' && (options.workers ?? 1) > 1) fault.worker = 1 + Math.floor(random() * options.workers!);
     return fault;
   });
 }
 
-/** Parses `--faults all` or a comma-separated list of kinds, with a message that names what is unknown. */
-export function parseFaultKinds(text: string): FaultKind[] {
-  if (text.trim() === 'all') return [...FAULT_KINDS];
+/** Parses `--faults all` (every kind this Temporal has) or a comma-separated list of kinds, with a message that names what is unknown. */
+export function parseFaultKinds(text: string, temporal: 'dev' | 'server'): FaultKind[] {
+  if (text.trim() === 'all') return faultKindsFor(temporal);
   if (text.trim() === 'none') return [];
   const kinds = text.split(',').map((kind) => kind.trim()).filter(Boolean);
   const unknown = kinds.filter((kind) => !(FAULT_KINDS as readonly string[]).includes(kind));
   if (unknown.length > 0 || kinds.length === 0) {
     throw new Error(`--faults: ${unknown.join(', ') || '(none)'} is not one of all, none, ${FAULT_KINDS.join(', ')}`);
   }
+  const unserved = kinds.filter((kind) => !faultKindsFor(temporal).includes(kind as FaultKind));
+  if (unserved.length > 0) throw new Error(`--faults: ${unserved.join(', ')} needs --temporal server (the dev server keeps no PostgreSQL)`);
   return [...new Set(kinds)] as FaultKind[];
 }

@@ -86,6 +86,8 @@ export interface KubeletStats {
   addMs: number[];
   /** Failed API calls (binding, status, deletion) by message. */
   apiErrors: Record<string, number>;
+  /** When each ADD failed (Date.now()), and whether a cni-kill fault killed its plugin. */
+  addFailureLog: { at: number; killed: boolean }[];
 }
 
 const podKey = (pod: V1Pod) => pod.metadata!.uid!;
@@ -120,7 +122,7 @@ export function errorKind(message: string): string {
  * remove the plugin binary, hang on every pod stop (pods stay Terminating on a Ready node).
  */
 export class SimulatedKubelet {
-  readonly stats: KubeletStats = { adds: 0, addFailures: 0, dels: 0, delFailures: 0, droppedDels: 0, killedAdds: 0, errors: {}, addMs: [], apiErrors: {} };
+  readonly stats: KubeletStats = { adds: 0, addFailures: 0, dels: 0, delFailures: 0, droppedDels: 0, killedAdds: 0, errors: {}, addMs: [], apiErrors: {}, addFailureLog: [] };
   private readonly core: CoreV1Api;
   private readonly leases: CoordinationV1Api;
   private readonly informer: Watched<V1Pod>;
@@ -433,22 +435,26 @@ export class SimulatedKubelet {
     await this.events.tryRecord({ regarding, type: 'Warning', reason: 'FailedCreatePodSandBox', action: 'CreatePodSandbox', note }, () => {});
   }
 
-  private async cni(command: 'ADD' | 'DEL', pod: V1Pod, containerID: string, node: string): Promise<CniOutcome> {
+  private async cni(command: 'ADD' | 'DEL', pod: V1Pod, containerID: string, node: string): Promise<CniOutcome & { killed: boolean }> {
     const { namespace, name, uid } = pod.metadata as { namespace: string; name: string; uid: string };
     const sandboxNetns = this.options.cni.sandboxNetns;
     const netns = sandboxNetns && (command === 'ADD' ? await sandboxNetns.create(containerID) : sandboxNetns.path(containerID));
     const call = { command, containerID, pod: { namespace, name, uid }, netconf: this.options.cni.netconf(node), ...(netns ? { netns } : {}) };
     const { share, maxDelayMs } = this.killAdds;
     const kill = command === 'ADD' && share > 0 && this.random() < share ? this.random() * maxDelayMs : undefined;
+    let killed = false;
     const outcome = await invokeCni(this.binary, this.options.cni.cniPath, call, undefined, (child) => {
       if (kill === undefined) return;
       const timer = setTimeout(() => {
-        if (child.exitCode === null && child.signalCode === null && child.kill('SIGKILL')) this.stats.killedAdds++;
+        if (child.exitCode === null && child.signalCode === null && child.kill('SIGKILL')) {
+          this.stats.killedAdds++;
+          killed = true;
+        }
       }, kill);
       child.once('exit', () => clearTimeout(timer));
     });
     if (command === 'DEL') await sandboxNetns?.remove(containerID);
-    return outcome;
+    return { ...outcome, killed };
   }
 
   private async del(pod: V1Pod, containerID: string, node: string): Promise<void> {
@@ -482,6 +488,7 @@ export class SimulatedKubelet {
       }
       if (!outcome.ok) {
         this.stats.addFailures++;
+        this.stats.addFailureLog.push({ at: Date.now(), killed: outcome.killed });
         const message = errorKind(outcome.error ?? 'unknown error');
         this.stats.errors[message] = (this.stats.errors[message] ?? 0) + 1;
         await this.recordSandboxFailure(pod, node, outcome.error ?? 'unknown error');

@@ -79,14 +79,15 @@ export function startProcess(paths: StackPaths, spec: ProcessSpec): number {
 }
 
 /**
- * Stops a process this stack started: SIGTERM to its process group, SIGKILL after the grace period; with
- * `signal: 'SIGKILL'`, SIGKILL at once (a crash, as the chaos run injects it).
+ * Stops a process this stack started: SIGTERM (or `signal`, SIGINT for PostgreSQL's fast shutdown) to its
+ * process group, SIGKILL after the grace period; with `signal: 'SIGKILL'`, SIGKILL at once (a crash, as the
+ * chaos run injects it).
  */
 export async function stopProcess(
   paths: StackPaths,
   spec: Pick<ProcessSpec, 'name' | 'command' | 'match'>,
   graceMs = 10_000,
-  signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM',
+  signal: 'SIGTERM' | 'SIGKILL' | 'SIGINT' = 'SIGTERM',
 ): Promise<boolean> {
   const pid = runningPid(paths, spec);
   if (pid === undefined) return false;

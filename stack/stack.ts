@@ -293,7 +293,7 @@ export function readStackInfo(config: StackConfig = stackConfig): StackInfo | un
  * Stops one component of a running local stack (by its pid file): SIGTERM with a grace period as `down`
  * does, or SIGKILL at once, as a crash. Returns false when it was not running.
  */
-export async function stopComponent(name: ComponentName, signal: 'SIGTERM' | 'SIGKILL', config: StackConfig = stackConfig): Promise<boolean> {
+export async function stopComponent(name: ComponentName, signal: 'SIGTERM' | 'SIGKILL' | 'SIGINT', config: StackConfig = stackConfig): Promise<boolean> {
   const paths = stackPaths(config);
   const spec = [...localComponents(config, paths), ...tidepoolComponents(config, paths, undefined, {}, MAX_WORKERS)].find((candidate) => candidate.name === name)!;
   if (name === 'tidepool-webhook') await unregisterWebhookIfServed(config, paths, () => {});

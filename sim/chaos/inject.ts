@@ -3,16 +3,21 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PlannedFault } from '../faults.ts';
 import type { SimulatedKubelet } from '../kubelet.ts';
+import { workerName } from '../../stack/components.ts';
 
-/** The stack's processes a chaos run kills and restarts. */
-export type ChaosProcess = 'tidepool-worker' | 'temporal' | 'kube-apiserver';
+/** The stack's processes a chaos run kills and restarts: a worker, either kind of Temporal, PostgreSQL under the real one, the API server. */
+export type ChaosProcess = 'tidepool-worker' | `tidepool-worker-${number}` | 'temporal' | 'temporal-server' | 'postgres' | 'kube-apiserver';
+
+/** The faults that stop a process; one runs at a time. */
+const PROCESS_FAULTS: readonly PlannedFault['kind'][] = ['worker-kill', 'temporal-restart', 'apiserver-restart', 'postgres-restart'];
 
 export interface ChaosProcessControl {
-  stop: (name: ChaosProcess, signal: 'SIGTERM' | 'SIGKILL') => Promise<unknown>;
+  /** SIGINT for PostgreSQL: its fast shutdown (SIGTERM waits for every session to end). */
+  stop: (name: ChaosProcess, signal: 'SIGTERM' | 'SIGKILL' | 'SIGINT') => Promise<unknown>;
   /** Starts the process again and resolves once it is ready. */
   start: (name: ChaosProcess) => Promise<void>;
-  /** The running process's id, to tell whether the worker and the agent outlived a restart of what they depend on. */
-  pid: (name: 'tidepool-worker' | 'tidepool-agent') => number | undefined;
+  /** The running process's id: whether the worker and the agent outlived a restart of what they depend on, and whose memory to sample. */
+  pid: (name: ChaosProcess | 'tidepool-agent') => number | undefined;
 }
 
 export interface InjectedFault extends PlannedFault {
@@ -20,12 +25,14 @@ export interface InjectedFault extends PlannedFault {
   startedS: number;
   endedS?: number;
   error?: string;
-  /** For a Temporal or kube-apiserver restart: whether the worker and the agent ran on through it (same process). */
+  /** For a Temporal, PostgreSQL or kube-apiserver restart: whether the worker and the agent ran on through it (same process). */
   survived?: { worker: boolean; agent: boolean };
 }
 
 export interface FaultTargets {
   processes: ChaosProcessControl;
+  /** Which Temporal runs: a temporal-restart restarts the dev server or the real server. */
+  temporal: 'dev' | 'server';
   kubelet: SimulatedKubelet;
   /** The share of DELs dropped, or of ADDs killed, in a window of that fault. */
   dropDelShare: number;
@@ -47,7 +54,7 @@ export function startFaults(
   let processFaults: Promise<void> = Promise.resolve();
   const tasks = plan.map(async (fault) => {
     await sleep(Math.max(0, started + fault.atMs - Date.now()));
-    if (fault.kind === 'worker-kill' || fault.kind === 'temporal-restart' || fault.kind === 'apiserver-restart') {
+    if (PROCESS_FAULTS.includes(fault.kind)) {
       // One process fault at a time: the next one begins once the last process is back.
       const turn = processFaults.then(() => inject(fault, injected, targets, seconds));
       processFaults = turn;
@@ -67,24 +74,28 @@ export function lastFaultEndS(injected: readonly InjectedFault[]): number {
 async function inject(
   fault: PlannedFault,
   injected: InjectedFault[],
-  { processes, kubelet, dropDelShare, killAddShare, log }: FaultTargets,
+  { processes, temporal, kubelet, dropDelShare, killAddShare, log }: FaultTargets,
   seconds: (at: number) => number,
 ): Promise<void> {
   const record: InjectedFault = { ...fault, startedS: seconds(Date.now()) };
   injected.push(record);
-  log(`fault ${fault.kind}${fault.node ? ` ${fault.node}` : ''} at ${record.startedS} s`);
+  log(`fault ${fault.kind}${fault.node ? ` ${fault.node}` : ''}${fault.worker ? ` ${workerName(fault.worker)}` : ''} at ${record.startedS} s`);
   try {
     switch (fault.kind) {
-      case 'worker-kill':
-        await processes.stop('tidepool-worker', 'SIGKILL');
+      case 'worker-kill': {
+        const name = workerName(fault.worker ?? 1) as ChaosProcess;
+        await processes.stop(name, 'SIGKILL');
         await sleep(fault.forMs);
-        await startAgain(processes, 'tidepool-worker', log);
+        await startAgain(processes, name, log);
         break;
+      }
       case 'temporal-restart':
+      case 'postgres-restart':
       case 'apiserver-restart': {
-        const name = fault.kind === 'temporal-restart' ? 'temporal' : 'kube-apiserver';
+        const name: ChaosProcess =
+          fault.kind === 'apiserver-restart' ? 'kube-apiserver' : fault.kind === 'postgres-restart' ? 'postgres' : temporal === 'server' ? 'temporal-server' : 'temporal';
         const before = { worker: processes.pid('tidepool-worker'), agent: processes.pid('tidepool-agent') };
-        await processes.stop(name, 'SIGTERM');
+        await processes.stop(name, name === 'postgres' ? 'SIGINT' : 'SIGTERM');
         await startAgain(processes, name, log);
         record.survived = {
           worker: before.worker !== undefined && processes.pid('tidepool-worker') === before.worker,

@@ -172,6 +172,14 @@ describe('planFaults', () => {
     }
   });
 
+  it('kills one worker of several, chosen by the seed, and names none with one worker', () => {
+    const kills = (workers?: number) => planFaults({ ...options, ...(workers ? { workers } : {}) }, seededRandom(5)).filter((fault) => fault.kind === 'worker-kill');
+    expect(kills().every((fault) => fault.worker === undefined)).toBe(true);
+    const chosen = kills(2).map((fault) => fault.worker);
+    expect(chosen.every((worker) => worker === 1 || worker === 2)).toBe(true);
+    expect(new Set(planFaults({ ...options, workers: 2, meanGapMs: 20_000 }, seededRandom(5)).filter((f) => f.kind === 'worker-kill').map((f) => f.worker))).toEqual(new Set([1, 2]));
+  });
+
   it('fits one of every kind into a short run, and refuses a run too short for any', () => {
     const short = planFaults({ ...options, durationMs: 150_000, meanGapMs: 60_000 }, seededRandom(3));
     expect(short.map((fault) => fault.kind).sort()).toEqual([...FAULT_KINDS].sort());
@@ -181,9 +189,15 @@ describe('planFaults', () => {
 
 describe('parseFaultKinds', () => {
   it('takes all, none or a list, and names an unknown kind', () => {
-    expect(parseFaultKinds('all')).toEqual([...FAULT_KINDS]);
-    expect(parseFaultKinds('none')).toEqual([]);
-    expect(parseFaultKinds('cni-kill, drop-dels,cni-kill')).toEqual(['cni-kill', 'drop-dels']);
-    expect(() => parseFaultKinds('worker-kill,disk-full')).toThrow('--faults: disk-full is not one of');
+    expect(parseFaultKinds('all', 'server')).toEqual([...FAULT_KINDS]);
+    expect(parseFaultKinds('none', 'server')).toEqual([]);
+    expect(parseFaultKinds('cni-kill, drop-dels,cni-kill', 'dev')).toEqual(['cni-kill', 'drop-dels']);
+    expect(() => parseFaultKinds('worker-kill,disk-full', 'dev')).toThrow('--faults: disk-full is not one of');
+  });
+
+  it('gives the dev server every kind but a PostgreSQL restart, and refuses one asked for by name', () => {
+    expect(parseFaultKinds('all', 'dev')).toEqual(FAULT_KINDS.filter((kind) => kind !== 'postgres-restart'));
+    expect(() => parseFaultKinds('worker-kill,postgres-restart', 'dev')).toThrow('--faults: postgres-restart needs --temporal server');
+    expect(parseFaultKinds('postgres-restart', 'server')).toEqual(['postgres-restart']);
   });
 });
