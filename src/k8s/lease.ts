@@ -48,6 +48,8 @@ export function electLeader(options: LeaderElectionOptions, lead: () => Promise<
   const stopping = new AbortController();
   let observed: { resourceVersion: string; at: number } | undefined;
   let leading: Leading | undefined;
+  /** Whether the last read of the Lease named another holder: a leader that sees it has lost it. */
+  let heldByAnother = false;
 
   /** One attempt to acquire or renew; true when this replica holds the Lease after it. */
   async function tryAcquireOrRenew(): Promise<boolean> {
@@ -68,6 +70,7 @@ export function electLeader(options: LeaderElectionOptions, lead: () => Promise<
     if (observed?.resourceVersion !== resourceVersion) observed = { resourceVersion, at: now.getTime() };
     const holder = current.spec?.holderIdentity ?? '';
     const mine = holder === identity;
+    heldByAnother = !mine && holder !== '';
     const heldForMs = (current.spec?.leaseDurationSeconds ?? durationMs / 1000) * 1000;
     if (!mine && holder !== '' && now.getTime() < observed.at + heldForMs) return false;
     const body: V1Lease = {
@@ -113,8 +116,8 @@ export function electLeader(options: LeaderElectionOptions, lead: () => Promise<
         if (stopping.signal.aborted) break;
         if (await attempt()) {
           renewedAt = Date.now();
-        } else if (Date.now() - renewedAt >= renewDeadlineMs) {
-          log('warn', `lost the ${what}: stopped leading`, { identity, unrenewedMs: Date.now() - renewedAt });
+        } else if (heldByAnother || Date.now() - renewedAt >= renewDeadlineMs) {
+          log('warn', `lost the ${what}: stopped leading`, { identity, unrenewedMs: Date.now() - renewedAt, heldByAnother });
           break;
         }
       }

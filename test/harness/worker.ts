@@ -1,8 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import { stack, waitFor } from './cluster.ts';
+import { afterAll, beforeAll } from 'vitest';
+import { gcScheduleId } from '../../src/gc/schedule.ts';
+import { TidepoolClient } from '../../src/k8s/client.ts';
+import { createNamespace, kubeConfig, stack, waitFor } from './cluster.ts';
 
 /**
  * Runs a worker in this process against the stack's Temporal server while `fn` runs, then shuts it down.
@@ -46,4 +50,36 @@ export async function spawnWorker(log: string, taskQueue: string, env: Record<st
 /** The JSON log lines of a worker spawned by spawnWorker. */
 export function workerLogLines(file: string): Record<string, unknown>[] {
   return readFileSync(file, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+export interface WorkerProcessFixture {
+  namespace: { name: string; remove: () => Promise<void> };
+  pool: string;
+  client: Client;
+}
+
+/**
+ * For a test file that runs worker processes on its own task queue: a suite namespace, an IPPool `name` of
+ * `ips` in `subnet`, and a Temporal client, made before the file's tests and removed after them with the
+ * task queue's GC Schedule.
+ */
+export function workerProcessFixture(name: string, subnet: string, ips: string, taskQueue: string): WorkerProcessFixture {
+  const fixture = { pool: name } as WorkerProcessFixture;
+  const pools = () => new TidepoolClient(kubeConfig());
+  let connection: Connection | undefined;
+  beforeAll(async () => {
+    fixture.namespace = await createNamespace(name.split('-')[0]!);
+    await pools().createPool(name, { subnet, ips: [ips] });
+    connection = await Connection.connect({ address: stack().temporalAddress });
+    fixture.client = new Client({ connection });
+  });
+  afterAll(async () => {
+    await fixture.client?.schedule.getHandle(gcScheduleId(taskQueue)).delete().catch(() => undefined);
+    await connection?.close();
+    await fixture.namespace?.remove();
+    const left = await pools().getPool(name);
+    if (left) await pools().replacePoolStatus({ ...left, status: {} }).catch(() => undefined);
+    await pools().deletePool(name).catch(() => undefined);
+  });
+  return fixture;
 }

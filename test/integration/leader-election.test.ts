@@ -4,6 +4,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import { afterAll, describe, expect, it } from 'vitest';
+import { microTime } from '../../src/k8s/events.ts';
 import { kubeConfig, stack } from '../harness/cluster.ts';
 
 const CANDIDATE = path.resolve(import.meta.dirname, '../fixtures/lease-candidate.ts');
@@ -18,8 +19,8 @@ interface Candidate {
   terms: { from: number; to?: number }[];
 }
 
-function candidate(identity: string): Candidate {
-  const child = spawn(process.execPath, [CANDIDATE, stack().kubeconfig, 'default', lease, identity, String(DURATION_MS)], { stdio: ['ignore', 'pipe', 'inherit'] });
+function candidate(identity: string, name = lease): Candidate {
+  const child = spawn(process.execPath, [CANDIDATE, stack().kubeconfig, 'default', name, identity, String(DURATION_MS)], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
   const result: Candidate = { identity, child, terms: [] };
   let buffered = '';
@@ -40,7 +41,7 @@ const exited = (child: ChildProcess) => new Promise((resolve) => (child.exitCode
 
 afterAll(async () => {
   for (const child of children) child.kill('SIGKILL');
-  await kubeConfig().makeApiClient(CoordinationV1Api).deleteNamespacedLease({ namespace: 'default', name: lease }).catch(() => undefined);
+  for (const name of [lease, `${lease}-taken`]) await kubeConfig().makeApiClient(CoordinationV1Api).deleteNamespacedLease({ namespace: 'default', name }).catch(() => undefined);
 });
 
 describe('the controller Lease, as two worker replicas compete for it', () => {
@@ -77,5 +78,18 @@ describe('the controller Lease, as two worker replicas compete for it', () => {
     const holder = await kubeConfig().makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace: 'default', name: lease });
     expect(holder.spec?.holderIdentity).toBe('replica-c');
     expect(holder.spec?.leaseTransitions).toBe(2);
+  });
+
+  it('stops leading as soon as it reads another holder in the Lease, without waiting for its renew deadline', async () => {
+    const name = `${lease}-taken`;
+    const leases = kubeConfig().makeApiClient(CoordinationV1Api);
+    const only = candidate('replica-d', name);
+    await expect.poll(() => only.terms.length, { timeout: 15_000 }).toBe(1);
+    // Another replica took the Lease (after a partition, say) and renews it.
+    const current = await leases.readNamespacedLease({ namespace: 'default', name });
+    await leases.replaceNamespacedLease({ namespace: 'default', name, body: { ...current, spec: { ...current.spec, holderIdentity: 'replica-elsewhere', renewTime: microTime(new Date()) } } });
+    const taken = Date.now();
+    await expect.poll(() => only.terms[0]!.to, { timeout: 10_000 }).toBeDefined();
+    expect(only.terms[0]!.to! - taken).toBeLessThan((DURATION_MS * 2) / 3);
   });
 });

@@ -3,44 +3,24 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { Client, Connection } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createAgent } from '../../src/agent/agent.ts';
 import { serveAgent } from '../../src/agent/server.ts';
-import { gcScheduleId } from '../../src/gc/schedule.ts';
 import { TidepoolClient } from '../../src/k8s/client.ts';
-import { createNamespace, kubeConfig, stack, waitFor } from '../harness/cluster.ts';
+import { kubeConfig, stack, waitFor } from '../harness/cluster.ts';
 import { cniEnv, netconf, runCni } from '../harness/tidepool.ts';
-import { spawnWorker, workerLogLines } from '../harness/worker.ts';
+import { spawnWorker, workerLogLines, workerProcessFixture } from '../harness/worker.ts';
 
 const tag = randomBytes(3).toString('hex');
 const taskQueue = `crash-test-${tag}`;
 const dir = mkdtempSync(path.join(tmpdir(), 'tidepool-crash-'));
 const core = () => kubeConfig().makeApiClient(CoreV1Api);
 const pools = () => new TidepoolClient(kubeConfig());
-const pool = `crash-${tag}`;
-let namespace: Awaited<ReturnType<typeof createNamespace>>;
-let connection: Connection;
-let client: Client;
-
-beforeAll(async () => {
-  namespace = await createNamespace('crash');
-  await pools().createPool(pool, { subnet: '10.93.0.0/24', ips: ['10.93.0.1-10.93.0.40'] });
-  connection = await Connection.connect({ address: stack().temporalAddress });
-  client = new Client({ connection });
-});
-
-afterAll(async () => {
-  await client.schedule.getHandle(gcScheduleId(taskQueue)).delete().catch(() => undefined);
-  await connection?.close();
-  await namespace?.remove();
-  const p = await pools().getPool(pool);
-  if (p) await pools().replacePoolStatus({ ...p, status: {} }).catch(() => undefined);
-  await pools().deletePool(pool).catch(() => undefined);
-});
+const fixture = workerProcessFixture(`crash-${tag}`, '10.93.0.0/24', '10.93.0.1-10.93.0.40', taskQueue);
 
 describe('the worker killed with SIGKILL while it reclaims', () => {
   it('reclaims every zombie after its restart, each exactly once', async () => {
+    const { namespace, client, pool } = fixture;
     const firstLog = path.join(dir, 'worker-1.log');
     let worker = await spawnWorker(firstLog, taskQueue);
     const agent = createAgent({ client, temporalAddress: stack().temporalAddress, nodeName: '', addTimeoutMs: 30_000, delTimeoutMs: 10_000, spoolDir: path.join(dir, 'spool'), taskQueue });

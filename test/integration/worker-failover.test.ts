@@ -5,57 +5,40 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { Client, Connection } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { createAgent } from '../../src/agent/agent.ts';
 import { serveAgent } from '../../src/agent/server.ts';
 import { NODE_DEFAULTS } from '../../src/contract/defaults.ts';
 import { parseDuration } from '../../src/config.ts';
-import { gcScheduleId } from '../../src/gc/schedule.ts';
 import { TidepoolClient } from '../../src/k8s/client.ts';
 import { podLifecycleWorkflowId } from '../../src/temporal/names.ts';
-import { createNamespace, kubeConfig, stack } from '../harness/cluster.ts';
+import { kubeConfig, stack } from '../harness/cluster.ts';
 import { cniEnv, netconf, runCni } from '../harness/tidepool.ts';
-import { spawnWorker } from '../harness/worker.ts';
+import { spawnWorker, workerProcessFixture } from '../harness/worker.ts';
 
 const tag = randomBytes(3).toString('hex');
 const taskQueue = `failover-test-${tag}`;
 const dir = mkdtempSync(path.join(tmpdir(), 'tidepool-failover-'));
 const core = () => kubeConfig().makeApiClient(CoreV1Api);
 const pools = () => new TidepoolClient(kubeConfig());
-const pool = `failover-${tag}`;
+const fixture = workerProcessFixture(`failover-${tag}`, '10.94.0.0/24', '10.94.0.1-10.94.0.60', taskQueue);
 const PODS = 16;
-let namespace: Awaited<ReturnType<typeof createNamespace>>;
-let connection: Connection;
-let client: Client;
 const workers: ChildProcess[] = [];
 
-beforeAll(async () => {
-  namespace = await createNamespace('failover');
-  await pools().createPool(pool, { subnet: '10.94.0.0/24', ips: ['10.94.0.1-10.94.0.60'] });
-  connection = await Connection.connect({ address: stack().temporalAddress });
-  client = new Client({ connection });
-});
-
-afterAll(async () => {
+afterAll(() => {
   for (const worker of workers) worker.kill('SIGTERM');
-  await client.schedule.getHandle(gcScheduleId(taskQueue)).delete().catch(() => undefined);
-  await connection?.close();
-  await namespace?.remove();
-  const p = await pools().getPool(pool);
-  if (p) await pools().replacePoolStatus({ ...p, status: {} }).catch(() => undefined);
-  await pools().deletePool(pool).catch(() => undefined);
 });
 
 /** The worker (by pid) that ran a lifecycle's first workflow task: the one that holds it in its sticky cache. */
 async function firstTaskPid(pod: string): Promise<number> {
-  const history = await client.workflow.getHandle(podLifecycleWorkflowId(namespace.name, pod)).fetchHistory();
+  const history = await fixture.client.workflow.getHandle(podLifecycleWorkflowId(fixture.namespace.name, pod)).fetchHistory();
   const started = history.events?.find((event) => event.workflowTaskStartedEventAttributes);
   return Number.parseInt(started?.workflowTaskStartedEventAttributes?.identity?.split('@')[0] ?? '', 10);
 }
 
 describe('two workers on one task queue, one SIGKILLed', () => {
   it('answers every ADD and DEL through the other within their deadlines, the dead one’s lifecycles included, and gives no IP twice', async () => {
+    const { namespace, client, pool } = fixture;
     const addTimeoutMs = parseDuration(NODE_DEFAULTS.agentAddTimeout, 'add');
     const delTimeoutMs = parseDuration(NODE_DEFAULTS.agentDelTimeout, 'del');
     for (const name of ['a', 'b']) workers.push(await spawnWorker(path.join(dir, `worker-${name}.log`), taskQueue, { TIDEPOOL_GC_NAMESPACE_SELECTOR: `kubernetes.io/metadata.name=${namespace.name}` }));
