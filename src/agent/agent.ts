@@ -1,4 +1,5 @@
-import { ApplicationFailure } from '@temporalio/common';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ApplicationFailure, NamespaceNotFoundError } from '@temporalio/common';
 import {
   isGrpcServiceError,
   WithStartWorkflowOperation,
@@ -22,6 +23,25 @@ import { shortContainerID } from '../temporal/lifecycle-details.ts';
 import type { Log } from '../log.ts';
 import { parseDuration } from '../config.ts';
 import { NODE_DEFAULTS } from '../contract/defaults.ts';
+
+/** How long an ADD waits before it asks again after Temporal answered that its namespace is unknown. */
+const NAMESPACE_RETRY_MS = 500;
+
+/**
+ * Runs `call` again while Temporal answers that the namespace is unknown, until `deadline`. A Temporal server
+ * whose database has just restarted answers so for a moment (seen here after a PostgreSQL restart); a
+ * namespace that really does not exist is reported once the deadline is near.
+ */
+async function retryWhileNamespaceUnknown<T>(call: () => Promise<T>, deadline: number): Promise<T> {
+  for (;;) {
+    try {
+      return await call();
+    } catch (error) {
+      if (!(error instanceof NamespaceNotFoundError) || Date.now() + NAMESPACE_RETRY_MS >= deadline) throw error;
+      await sleep(NAMESPACE_RETRY_MS);
+    }
+  }
+}
 
 /** A failure the CNI plugin passes on as a CNI error: `code` is a CNI error code. */
 export class CniError extends Error {
@@ -121,22 +141,25 @@ export function createAgent(options: AgentOptions) {
     const podName = `${ref.podNamespace}/${ref.podName}`;
     // Where the ADD came from; the lifecycle records the node the pod's spec names, where it actually runs.
     const node = request.node ?? options.nodeName;
-    const start = new WithStartWorkflowOperation<PodIPLifecycleWorkflow>('podIPLifecycle', {
-      ...lifecycleStartOptions(
-        {
-          namespace: ref.podNamespace,
-          pod: ref.podName,
-          podUID: ref.podUID,
-          ...(node ? { node } : {}),
-          state: 'Allocating',
-          startedBy: `CNI ADD of container ${shortContainerID(ref.containerID)} on interface ${ref.interface}`,
-        },
-        taskQueue,
-      ),
-      workflowIdConflictPolicy: 'USE_EXISTING',
-    });
-    try {
-      const result = await client.withDeadline(Date.now() + options.addTimeoutMs, () =>
+    // An operation runs once: each attempt gets its own.
+    const start = () =>
+      new WithStartWorkflowOperation<PodIPLifecycleWorkflow>('podIPLifecycle', {
+        ...lifecycleStartOptions(
+          {
+            namespace: ref.podNamespace,
+            pod: ref.podName,
+            podUID: ref.podUID,
+            ...(node ? { node } : {}),
+            state: 'Allocating',
+            startedBy: `CNI ADD of container ${shortContainerID(ref.containerID)} on interface ${ref.interface}`,
+          },
+          taskQueue,
+        ),
+        workflowIdConflictPolicy: 'USE_EXISTING',
+      });
+    const deadline = Date.now() + options.addTimeoutMs;
+    const allocate = () =>
+      client.withDeadline(deadline, () =>
         client.workflow.executeUpdateWithStart(allocateUpdate, {
           args: [
             {
@@ -148,9 +171,11 @@ export function createAgent(options: AgentOptions) {
               ...(node ? { node } : {}),
             },
           ],
-          startWorkflowOperation: start,
+          startWorkflowOperation: start(),
         }),
       );
+    try {
+      const result = await retryWhileNamespaceUnknown(allocate, deadline);
       return {
         ips: result.ips.map((ip) => ({ address: ip.address, version: ip.version, ...(ip.gateway ? { gateway: ip.gateway } : {}) })),
         routes: routesOf(result.ips),
@@ -161,6 +186,13 @@ export function createAgent(options: AgentOptions) {
         const type = cause instanceof ApplicationFailure ? cause.type ?? '' : '';
         const code = CNI_CODE_OF_FAILURE[type as FailureType] ?? CniErrorCode.InvalidEnvironment;
         throw new CniError(code, cause?.message ?? error.message);
+      }
+      if (error instanceof NamespaceNotFoundError) {
+        throw new CniError(
+          CniErrorCode.TryAgainLater,
+          `Tidepool did not allocate an IP for pod ${podName} within ${options.addTimeoutMs / 1000} s: ` +
+            `Temporal at ${options.temporalAddress} does not know namespace ${error.namespace}; is TEMPORAL_NAMESPACE right?`,
+        );
       }
       if (isUnreachable(error)) {
         throw new CniError(
