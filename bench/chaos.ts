@@ -1,4 +1,4 @@
-// npm run chaos [-- --temporal dev|server --workers 1 --duration 20m --rate 1 --pods 40 --nodes 4 --pool-size 80 --seed 1 --faults all
+// npm run chaos [-- --temporal dev|server --workers N --duration 20m --rate 1 --pods 40 --nodes 4 --pool-size 80 --seed 1 --faults all
 //   --fault-gap 60s --power-off 40s --fault-window 45s --drop-share 0.5 --kill-share 0.5 --sample 5s
 //   --reclaim-window 120s --settle 5m --out bench/results/chaos.json]
 // Steady pod churn on simulated nodes against the local stack's Tidepool worker and agent while faults are
@@ -21,7 +21,7 @@ import { chosenTemporal, startComponent, stopComponent, up } from '../stack/stac
 const { values: args } = parseArgs({
   options: {
     temporal: { type: 'string' },
-    workers: { type: 'string', default: '1' },
+    workers: { type: 'string' },
     duration: { type: 'string', default: '20m' },
     rate: { type: 'string', default: '1' },
     pods: { type: 'string', default: '40' },
@@ -88,8 +88,7 @@ function summary(result: ChaosResult): string {
 
 /** Each worker process's RSS when first and last sampled, in run order. */
 function rssSummary(result: ChaosResult): string {
-  const byProcess = new Map<string, ChaosResult['workerRss']>();
-  for (const sample of result.workerRss) byProcess.set(`${sample.worker} (pid ${sample.pid})`, [...(byProcess.get(`${sample.worker} (pid ${sample.pid})`) ?? []), sample]);
+  const byProcess = Map.groupBy(result.workerRss, (sample) => `${sample.worker} (pid ${sample.pid})`);
   return [...byProcess].map(([name, samples]) => `${name} ${samples[0]!.rssMiB} MiB at ${samples[0]!.atS} s, ${samples.at(-1)!.rssMiB} MiB at ${samples.at(-1)!.atS} s`).join('; ') || 'not sampled';
 }
 
@@ -98,7 +97,7 @@ async function main(): Promise<number> {
   const config: StackConfig = {
     ...stackConfig,
     ...(args.temporal !== undefined ? { temporal: temporalKind(args.temporal) ?? 'dev' } : {}),
-    workers: workerCount(args.workers, '--workers'),
+    ...(args.workers !== undefined ? { workers: workerCount(args.workers, '--workers') } : {}),
   };
   const temporal = chosenTemporal(config);
   const faults = parseFaultKinds(args.faults, temporal);

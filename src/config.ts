@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { isDnsSubdomain } from './contract/attachment.ts';
 import { NODE_DEFAULTS } from './contract/defaults.ts';
 import { TASK_QUEUE } from './temporal/names.ts';
 
@@ -75,7 +76,7 @@ export function loadWorkerConfig() {
   const leaseDurationMs = parseDuration(env('TIDEPOOL_CONTROLLER_LEASE_DURATION', '15s'), 'TIDEPOOL_CONTROLLER_LEASE_DURATION');
   if (leaseDurationMs < 1000) throw new Error(`TIDEPOOL_CONTROLLER_LEASE_DURATION must be at least 1s, not ${process.env.TIDEPOOL_CONTROLLER_LEASE_DURATION}`);
   const leaseName = env('TIDEPOOL_CONTROLLER_LEASE', `${common.taskQueue}-controller`);
-  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(leaseName) || leaseName.length > 253) {
+  if (!isDnsSubdomain(leaseName)) {
     throw new Error(`the controller Lease name ${JSON.stringify(leaseName)} is not a Kubernetes object name (lowercase letters, digits, '-' and '.'); set TIDEPOOL_CONTROLLER_LEASE`);
   }
   return {

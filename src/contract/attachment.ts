@@ -33,7 +33,8 @@ export function namespaceNameProblem(name: string): string | undefined {
   return undefined;
 }
 
-const isDnsSubdomain = (name: string) => name.length <= 253 && name.split('.').every((label) => DNS_LABEL.test(label));
+/** A Kubernetes object name (a DNS-1123 subdomain): dot-separated DNS labels, at most 253. */
+export const isDnsSubdomain = (name: string) => name.length <= 253 && name.split('.').every((label) => DNS_LABEL.test(label));
 
 /** A Kubernetes pod name: a DNS-1123 subdomain (dot-separated DNS labels, at most 253). */
 export function podNameProblem(name: string): string | undefined {

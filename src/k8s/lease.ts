@@ -26,8 +26,6 @@ export interface Leading {
 }
 
 export interface LeaderElection {
-  /** Whether this replica holds the Lease now. */
-  leading: () => boolean;
   /** Stops leading (releasing the Lease, so another replica takes over at once) and stops competing. */
   stop: () => Promise<void>;
 }
@@ -47,12 +45,13 @@ export function electLeader(options: LeaderElectionOptions, lead: () => Promise<
   const what = `Lease ${namespace}/${name}`;
   const stopping = new AbortController();
   let observed: { resourceVersion: string; at: number } | undefined;
-  let leading: Leading | undefined;
-  /** Whether the last read of the Lease named another holder: a leader that sees it has lost it. */
-  let heldByAnother = false;
 
-  /** One attempt to acquire or renew; true when this replica holds the Lease after it. */
-  async function tryAcquireOrRenew(): Promise<boolean> {
+  /**
+   * One attempt to acquire or renew: `held` when this replica holds the Lease after it, `another` when another
+   * replica holds it and it has not expired. It throws when the API server refused or could not be reached,
+   * which `attempt` reports as `failed`.
+   */
+  async function tryAcquireOrRenew(): Promise<'held' | 'another'> {
     const now = new Date();
     const current = await kubeGetOptional(`get ${what}`, () => api.readNamespacedLease({ namespace, name }));
     const spec = {
@@ -64,15 +63,14 @@ export function electLeader(options: LeaderElectionOptions, lead: () => Promise<
       await kubeCall(`create ${what}`, () =>
         api.createNamespacedLease({ namespace, body: { metadata: { name, namespace }, spec: { ...spec, acquireTime: microTime(now), leaseTransitions: 0 } } }),
       );
-      return true;
+      return 'held';
     }
     const resourceVersion = current.metadata?.resourceVersion ?? '';
     if (observed?.resourceVersion !== resourceVersion) observed = { resourceVersion, at: now.getTime() };
     const holder = current.spec?.holderIdentity ?? '';
     const mine = holder === identity;
-    heldByAnother = !mine && holder !== '';
     const heldForMs = (current.spec?.leaseDurationSeconds ?? durationMs / 1000) * 1000;
-    if (!mine && holder !== '' && now.getTime() < observed.at + heldForMs) return false;
+    if (!mine && holder !== '' && now.getTime() < observed.at + heldForMs) return 'another';
     const body: V1Lease = {
       ...current,
       spec: {
@@ -83,26 +81,27 @@ export function electLeader(options: LeaderElectionOptions, lead: () => Promise<
     };
     const written = await kubeCall(`update ${what}`, () => api.replaceNamespacedLease({ namespace, name, body }));
     observed = { resourceVersion: written.metadata?.resourceVersion ?? '', at: now.getTime() };
-    return true;
+    return 'held';
   }
 
-  async function attempt(): Promise<boolean> {
+  async function attempt(): Promise<'held' | 'another' | 'failed'> {
     try {
       return await tryAcquireOrRenew();
     } catch (error) {
       // A conflict or an AlreadyExists is another candidate's write: it leads, or the next attempt decides.
       if (!(error instanceof KubeApiError && error.code === 409)) log('warn', `could not acquire or renew the ${what}`, { error: (error as Error).message });
-      return false;
+      return 'failed';
     }
   }
 
   async function run(): Promise<void> {
     while (!stopping.signal.aborted) {
-      if (!(await attempt())) {
+      if ((await attempt()) !== 'held') {
         await sleep(retryMs, undefined, { signal: stopping.signal }).catch(() => undefined);
         continue;
       }
       log('info', `leading: holds the ${what}`, { identity });
+      let leading: Leading;
       try {
         leading = await lead();
       } catch (error) {
@@ -114,16 +113,15 @@ export function electLeader(options: LeaderElectionOptions, lead: () => Promise<
       while (!stopping.signal.aborted) {
         await sleep(retryMs, undefined, { signal: stopping.signal }).catch(() => undefined);
         if (stopping.signal.aborted) break;
-        if (await attempt()) {
+        const outcome = await attempt();
+        if (outcome === 'held') {
           renewedAt = Date.now();
-        } else if (heldByAnother || Date.now() - renewedAt >= renewDeadlineMs) {
-          log('warn', `lost the ${what}: stopped leading`, { identity, unrenewedMs: Date.now() - renewedAt, heldByAnother });
+        } else if (outcome === 'another' || Date.now() - renewedAt >= renewDeadlineMs) {
+          log('warn', `lost the ${what}: stopped leading`, { identity, unrenewedMs: Date.now() - renewedAt, heldByAnother: outcome === 'another' });
           break;
         }
       }
-      const stopped = leading;
-      leading = undefined;
-      await stopped.stop();
+      await leading.stop();
     }
   }
 
@@ -139,7 +137,6 @@ export function electLeader(options: LeaderElectionOptions, lead: () => Promise<
 
   const running = run();
   return {
-    leading: () => leading !== undefined,
     async stop() {
       stopping.abort();
       await running;
