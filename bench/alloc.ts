@@ -124,18 +124,27 @@ async function main(): Promise<void> {
     }
   }
   const curvePods = Math.max(0, ...poolSizes) + (poolSizes.length > 0 ? windowAdds : 0);
-  const smallPoolPods = smallPools ? Number(smallPools[1]) * Number(smallPools[2]) : 0;
-  const totalPods = Math.max(podsPerLevel * levels.length, curvePods, smallPoolPods);
   const poolName = `bench-${tag}`;
   await tidepool.createPool(poolName, { subnet: '10.200.0.0/16', ips: ['10.200.0.1-10.200.255.254'] });
   const netconf = JSON.stringify({ cniVersion: '1.0.0', name: 'bench', type: 'macvlan', ipam: { type: 'tidepool', agent_socket: socketPath, spool_dir: path.join(dir, 'spool'), default_ipv4_ippool: [poolName] } });
 
-  console.log(`bench:alloc: creating ${totalPods} pods`);
-  const pods: { name: string; uid: string }[] = [];
-  await pool(Array.from({ length: totalPods }, (_, i) => i), 20, async (i) => {
-    const pod = await core.createNamespacedPod({ namespace, body: { metadata: { name: `p-${i}` }, spec: { containers: [{ name: 'c', image: 'registry.invalid/pause:1' }] } } });
-    pods[i] = { name: `p-${i}`, uid: pod.metadata!.uid! };
-  });
+  /** Pods for one phase; a DEL of a live pod keeps its IP for its next sandbox, so each phase has pods of its own. */
+  const createPods = async (count: number, prefix: string) => {
+    console.log(`bench:alloc: creating ${count} pods`);
+    const created: { name: string; uid: string }[] = [];
+    await pool(Array.from({ length: count }, (_, i) => i), 20, async (i) => {
+      const name = `${prefix}-${i}`;
+      const pod = await core.createNamespacedPod({ namespace, body: { metadata: { name }, spec: { containers: [{ name: 'c', image: 'registry.invalid/pause:1' }] } } });
+      created[i] = { name, uid: pod.metadata!.uid! };
+    });
+    return created;
+  };
+  /** Deletes the pods before their DELs, as a kubelet DELs a deleted pod's sandbox (unbound pods go at once). */
+  const deletePods = (batch: readonly { name: string }[]) =>
+    pool([...batch], 20, async (pod) => {
+      await core.deleteNamespacedPod({ namespace, name: pod.name, gracePeriodSeconds: 0 });
+    });
+  const pods = await createPods(podsPerLevel * levels.length, 'p');
 
   const coldStarts: number[] = [];
   for (let i = 0; i < Number(args['cold-starts']); i++) coldStarts.push((await spawnCni('VERSION', {}, '{"cniVersion":"1.0.0"}')).ms);
@@ -179,6 +188,7 @@ async function main(): Promise<void> {
     console.log(`bench:alloc: concurrency ${concurrency}: ${JSON.stringify(row)}`);
   }
 
+  await deletePods(pods);
   console.log(`bench:alloc: releasing all ${containers.size} IPs with CNI DEL at concurrency 100`);
   const releaseLatencies: number[] = [];
   const releaseStarted = performance.now();
@@ -223,6 +233,7 @@ async function main(): Promise<void> {
     return failures;
   };
   const delAll = async (batch: typeof pods, confOf: (index: number) => string) => {
+    await deletePods(batch);
     await pool(batch.map((pod, index) => ({ pod, index })), 50, async ({ pod, index }) => {
       const container = containers.get(pod.name);
       if (!container) return;
@@ -258,18 +269,19 @@ async function main(): Promise<void> {
     const curvePool = `bench-size-${tag}`;
     await tidepool.createPool(curvePool, { subnet: '10.201.0.0/16', ips: ['10.201.0.1-10.201.255.254'] });
     const confOf = () => netconfFor([curvePool]);
+    const curve = await createPods(curvePods, 'c');
     let filled = 0;
     for (const size of [...poolSizes].sort((a, b) => a - b)) {
       console.log(`bench:alloc: filling pool ${curvePool} to ${size} allocated IPs, then timing ${windowAdds} ADDs`);
-      const fillFailures = await addAll(pods.slice(filled, size), 50, confOf);
+      const fillFailures = await addAll(curve.slice(filled, size), 50, confOf);
       if (fillFailures > 0) throw new Error(`${fillFailures} ADDs failed while filling ${curvePool} to ${size}`);
-      const row = { records: size, ...(await timedWindow(pods.slice(size, size + windowAdds), confOf)) };
+      const row = { records: size, ...(await timedWindow(curve.slice(size, size + windowAdds), confOf)) };
       filled = size + windowAdds;
       poolCurve.push(row);
       console.log(`bench:alloc: ${size} records: ${JSON.stringify(row)}`);
     }
     console.log(`bench:alloc: releasing the ${filled} IPs of ${curvePool}`);
-    await delAll(pods.slice(0, filled), confOf);
+    await delAll(curve.slice(0, filled), confOf);
     await tidepool.deletePool(curvePool);
   }
   let smallPoolsRow: (Awaited<ReturnType<typeof timedWindow>> & { pools: number; ipsPerPool: number }) | undefined;
@@ -282,7 +294,7 @@ async function main(): Promise<void> {
     }
     console.log(`bench:alloc: timing ${count * size} ADDs into ${count} pools of ${size} IPs`);
     const confOf = (index: number) => netconfFor([names[index % count]!]);
-    const batch = pods.slice(0, count * size);
+    const batch = await createPods(count * size, 's');
     smallPoolsRow = { pools: count, ipsPerPool: size, ...(await timedWindow(batch, confOf)) };
     console.log(`bench:alloc: small pools: ${JSON.stringify(smallPoolsRow)}`);
     await delAll(batch, confOf);

@@ -41,21 +41,32 @@ export function createEndpointActivities({ kubeConfig }: { kubeConfig: KubeConfi
         metadata: { ...metadata, name: input.pod, namespace: input.namespace, finalizers: [IP_PROTECTION_FINALIZER], ownerReferences },
         status,
       });
-      // Most pods have no endpoint yet: create first, and read only when one exists.
-      try {
-        await tidepool.createPodEndpoint(endpoint(undefined));
-      } catch (error) {
-        if (error instanceof KubeApiError && error.notFound) {
-          // Only the namespace can be missing on a create: it was deleted, and the pod with it.
-          throw nonRetryable(
-            FailureType.PodNotFound,
-            `namespace ${input.namespace} is gone, and pod ${input.namespace}/${input.pod} with it: no PodEndpoint to write`,
-          );
+      const create = async () => {
+        try {
+          await tidepool.createPodEndpoint(endpoint(undefined));
+        } catch (error) {
+          if (error instanceof KubeApiError && error.notFound) {
+            // Only the namespace can be missing on a create: it was deleted, and the pod with it.
+            throw nonRetryable(
+              FailureType.PodNotFound,
+              `namespace ${input.namespace} is gone, and pod ${input.namespace}/${input.pod} with it: no PodEndpoint to write`,
+            );
+          }
+          throw error;
         }
-        if (!(error instanceof KubeApiError && error.alreadyExists)) throw error;
+      };
+      const replace = async () => {
         const existing = await tidepool.getPodEndpoint(input.namespace, input.pod);
         if (existing) await tidepool.replacePodEndpoint(endpoint(existing.metadata));
-        else await tidepool.createPodEndpoint(endpoint(undefined));
+        else await create();
+      };
+      if (input.exists) return replace();
+      // Most pods have no endpoint yet: create first, and read only when one exists.
+      try {
+        await create();
+      } catch (error) {
+        if (!(error instanceof KubeApiError && error.alreadyExists)) throw error;
+        await replace();
       }
     },
 

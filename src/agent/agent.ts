@@ -271,7 +271,7 @@ export function createAgent(options: AgentOptions) {
       throw error;
     }
     const held = state.interfaces[ref.interface];
-    if (state.podUID !== ref.podUID || !held || held.containerID !== ref.containerID) {
+    if (state.podUID !== ref.podUID || !held || held.containerID !== ref.containerID || held.detachedAt !== undefined) {
       throw new CniError(CniErrorCode.NotAllocated, `Tidepool holds no IP for container ${ref.containerID} interface ${ref.interface} of pod ${podName}`);
     }
     const expected = (body as Partial<AgentCheckRequest>).ips ?? [];

@@ -50,6 +50,11 @@ export interface InterfaceAllocation {
   network?: string;
   /** Epoch ms of the ADD that gave this container its IPs; absent in histories written before it. */
   allocatedAt?: number;
+  /**
+   * Epoch ms of the DEL that tore this container down while the pod lived on: the IPs stay the pod's, for the
+   * ADD of its next sandbox. Absent while the container holds them.
+   */
+  detachedAt?: number;
 }
 
 /** What a lifecycle knows; carried across continue-as-new and answered by the `state` query. */
@@ -211,7 +216,34 @@ export interface PodEndpointInput {
   ownerKind?: string;
   ownerName?: string;
   interfaces: Record<string, { containerID: string; ips: PodIP[]; network?: string }>;
+  /** The lifecycle wrote the pod's endpoint before (it held IPs): read and replace it, without trying a create first. */
+  exists?: boolean;
 }
+
+/** A CNI ADD's allocation and its PodEndpoint write, in one local activity. */
+export interface AttachInterfaceInput extends AllocateIPsInput {
+  /** The lifecycle's other interfaces, which the PodEndpoint lists beside this one. */
+  otherInterfaces: PodEndpointInput['interfaces'];
+  /** The lifecycle held IPs before this ADD, so the pod's PodEndpoint exists. */
+  endpointExists: boolean;
+}
+
+/** A CNI DEL's verdict, and the release of the interface's IPs and PodEndpoint entries it may decide, in one local activity. */
+export interface DetachInterfaceInput {
+  namespace: string;
+  pod: string;
+  podUID: string;
+  containerID: string;
+  interface: string;
+  ips: { ip: string; pool: string }[];
+  ownerKind?: string;
+  ownerName?: string;
+}
+
+/** Why a CNI DEL keeps the interface's IPs: the pod lives on, or its StatefulSet still wants the pod's ordinal. */
+export type DelKeepReason = 'PodLive' | 'StatefulSetOrdinalWanted';
+
+export type DetachInterfaceResult = { action: 'keep'; reason: DelKeepReason } | ({ action: 'release' } & ReleaseIPsResult);
 
 export interface RemoveEndpointInput {
   namespace: string;

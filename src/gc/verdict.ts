@@ -1,3 +1,4 @@
+import type { DelKeepReason } from '../contract/lifecycle.ts';
 import type { ReclaimReason } from '../contract/release-reasons.ts';
 
 /**
@@ -120,6 +121,37 @@ export function wantsOrdinal(set: StatefulSetFacts | undefined, podName: string)
   if (!set || !set.exists || set.deleting) return false;
   const ordinal = statefulSetOrdinal(podName, set.name);
   return ordinal !== undefined && ordinal >= set.ordinalStart && ordinal < set.ordinalStart + set.replicas;
+}
+
+export type DelVerdict = { action: 'keep'; reason: DelKeepReason } | { action: 'release' };
+
+export interface DelVerdictInput {
+  /** `namespace/name` */
+  pod: string;
+  /** The pod UID the DEL names. */
+  podUID: string;
+  /** Undefined: the pod was not found. */
+  podFacts: PodFacts | undefined;
+  /** The pod's StatefulSet, when it belongs to one; read only when the pod is not live. */
+  statefulSet?: StatefulSetFacts | undefined;
+}
+
+/** The pod of this UID exists, is not being deleted and has not finished: its containers may run again. */
+export function podLive(pod: PodFacts | undefined, podUID: string): boolean {
+  return pod !== undefined && pod.uid === podUID && pod.deletionTimestamp === undefined && pod.phase !== 'Succeeded' && pod.phase !== 'Failed';
+}
+
+/**
+ * What a CNI DEL does with the IPs of the sandbox it tears down. A live pod keeps them for its next sandbox: a
+ * runtime tears a live pod's sandbox down and starts another after a node reboot or a failed start, and an
+ * underlay IP is the application's, not the sandbox's. The kubelet DELs a deleted pod only after its
+ * deletionTimestamp is set, so a DEL of a pod being deleted, finished or gone releases, unless its StatefulSet
+ * still wants the ordinal. An IP kept for a pod that is then deleted is reclaimed by the pod's own verdict.
+ */
+export function delVerdict(input: DelVerdictInput): DelVerdict {
+  if (podLive(input.podFacts, input.podUID)) return { action: 'keep', reason: 'PodLive' };
+  if (wantsOrdinal(input.statefulSet, input.pod.split('/')[1] ?? '')) return { action: 'keep', reason: 'StatefulSetOrdinalWanted' };
+  return { action: 'release' };
 }
 
 const reclaim = (reason: VerdictReclaimReason): Verdict => ({ action: 'reclaim', reason });

@@ -43,7 +43,7 @@ export function lifecycleCurrentDetails(s: LifecycleSnapshot): string {
   const lines = [`**${s.state}**${s.lastReason ? `: ${escape(s.lastReason)}` : ''}`];
   const items = Object.entries(s.interfaces).flatMap(([name, allocation]) =>
     allocation.ips.map(
-      (h) => `- **${escape(name)}**: ${escape(h.address)}, pool ${escape(h.pool)}, gateway ${escape(h.gateway ?? '—')}, container ${escape(shortContainerID(allocation.containerID))}`,
+      (h) => `- **${escape(name)}**: ${escape(h.address)}, pool ${escape(h.pool)}, gateway ${escape(h.gateway ?? '—')}, container ${escape(shortContainerID(allocation.containerID))}${allocation.detachedAt !== undefined ? ' (torn down; kept for the pod\'s next sandbox)' : ''}`,
     ),
   );
   lines.push(items.length > 0 ? items.join('\n') : 'Holds no IP.');

@@ -5,6 +5,8 @@ import { ALLOCATION_FAILED, errorCauses, NON_RETRYABLE_FAILURES, POD_GONE_FAILUR
 import type {
   AllocateRequest,
   AllocateResult,
+  DelKeepReason,
+  InterfaceAllocation,
   LifecycleInput,
   LifecycleSnapshot,
   PodEvent,
@@ -43,6 +45,10 @@ function updateFailure(error: unknown): ApplicationFailure {
 
 /** Histories written before a failed ADD kept its lifecycle ended with the failure. */
 const KEEP_AFTER_FAILED_ADD = 'keep-lifecycle-after-failed-add';
+/** Histories written before a DEL of a live pod kept its IPs released them (all but a wanted StatefulSet pod's). */
+const KEEP_IPS_OF_LIVE_POD = 'keep-ips-of-live-pod-on-del';
+/** Histories written before attachInterface allocated in one activity and wrote the PodEndpoint in another. */
+const ATTACH_IN_ONE_ACTIVITY = 'attach-in-one-activity';
 
 /**
  * The state of one pod's IP lifecycle and its operations: what the workflow's handlers do, one at a time
@@ -164,6 +170,29 @@ export class PodLifecycle {
     return result.released;
   }
 
+  /** Histories from before attachInterface: the PodEndpoint written in an activity of its own, the IPs given back if it cannot be. */
+  private async writeEndpointOrGiveBack(request: AllocateRequest, ips: PodIP[], interfacesBefore: LifecycleSnapshot['interfaces']): Promise<void> {
+    const lifecycle = this.snapshot;
+    try {
+      await activities.writePodEndpoint({
+        namespace: lifecycle.namespace,
+        pod: lifecycle.pod,
+        podUID: request.podUID,
+        ...(lifecycle.node ? { node: lifecycle.node } : {}),
+        ...(lifecycle.ownerKind ? { ownerKind: lifecycle.ownerKind, ownerName: lifecycle.ownerName } : {}),
+        interfaces: lifecycle.interfaces,
+      });
+    } catch (error) {
+      // The pod went away (with its namespace) between the allocation and its record: give the IPs back.
+      await this.releaseIPs(request.podUID, ips.map((ip) => ({ ip: ip.ip, pool: ip.pool })), 'EndpointNotWritten', request.containerID);
+      lifecycle.interfaces = interfacesBefore;
+      if (this.held().length === 0) lifecycle.state = 'Failed';
+      lifecycle.lastReason = rootFailure(error).message;
+      this.publish();
+      throw updateFailure(error);
+    }
+  }
+
   /** CNI ADD of one interface. A pod re-created under the same name first has the old pod's IPs released, or taken over (StatefulSet). */
   async allocate(request: AllocateRequest): Promise<AllocateResult> {
     const lifecycle = this.snapshot;
@@ -178,23 +207,28 @@ export class PodLifecycle {
       }
     }
     const current = lifecycle.interfaces[request.interface];
-    if (!adoptFromUID && lifecycle.podUID === request.podUID && current && current.containerID === request.containerID) {
+    if (!adoptFromUID && lifecycle.podUID === request.podUID && current && current.containerID === request.containerID && current.detachedAt === undefined) {
       return { ips: current.ips };
     }
-    const previousInterfaces = adoptFromUID ? lifecycle.interfaces : {};
+    const interfacesBefore = lifecycle.interfaces;
+    const otherInterfaces = Object.fromEntries(Object.entries(interfacesBefore).filter(([name]) => name !== request.interface));
+    const allocation = {
+      namespace: lifecycle.namespace,
+      pod: lifecycle.pod,
+      podUID: request.podUID,
+      containerID: request.containerID,
+      interface: request.interface,
+      defaultPools: request.defaultPools,
+      ...(request.network ? { network: request.network } : {}),
+      ...(request.node ? { node: request.node } : {}),
+      ...(adoptFromUID ? { adoptFromUID } : {}),
+    };
+    const attachInOneActivity = patched(ATTACH_IN_ONE_ACTIVITY);
     let result;
     try {
-      result = await activities.allocateIPs({
-        namespace: lifecycle.namespace,
-        pod: lifecycle.pod,
-        podUID: request.podUID,
-        containerID: request.containerID,
-        interface: request.interface,
-        defaultPools: request.defaultPools,
-        ...(request.network ? { network: request.network } : {}),
-        ...(request.node ? { node: request.node } : {}),
-        ...(adoptFromUID ? { adoptFromUID } : {}),
-      });
+      result = attachInOneActivity
+        ? await activities.attachInterface({ ...allocation, otherInterfaces, endpointExists: Object.keys(interfacesBefore).length > 0 })
+        : await activities.allocateIPs(allocation);
     } catch (error) {
       if (this.held().length === 0) {
         lifecycle.state = 'Failed';
@@ -209,44 +243,42 @@ export class PodLifecycle {
     lifecycle.node = result.node ?? lifecycle.node;
     lifecycle.ownerKind = result.ownerKind;
     lifecycle.ownerName = result.ownerName;
-    const interfacesBefore = lifecycle.interfaces;
     lifecycle.interfaces = {
-      ...(adoptFromUID ? Object.fromEntries(Object.entries(previousInterfaces).filter(([name]) => name !== request.interface)) : lifecycle.interfaces),
+      ...otherInterfaces,
+      [request.interface]: { containerID: request.containerID, ips: result.ips, ...(request.network ? { network: request.network } : {}), allocatedAt: Date.now() },
     };
-    lifecycle.interfaces[request.interface] = {
-      containerID: request.containerID,
-      ips: result.ips,
-      ...(request.network ? { network: request.network } : {}),
-      allocatedAt: Date.now(),
-    };
-    try {
-      await activities.writePodEndpoint({
-        namespace: lifecycle.namespace,
-        pod: lifecycle.pod,
-        podUID: request.podUID,
-        ...(lifecycle.node ? { node: lifecycle.node } : {}),
-        ...(lifecycle.ownerKind ? { ownerKind: lifecycle.ownerKind, ownerName: lifecycle.ownerName } : {}),
-        interfaces: lifecycle.interfaces,
-      });
-    } catch (error) {
-      // The pod went away (with its namespace) between the allocation and its record: give the IPs back.
-      await this.releaseIPs(request.podUID, result.ips.map((ip: PodIP) => ({ ip: ip.ip, pool: ip.pool })), 'EndpointNotWritten', request.containerID);
-      lifecycle.interfaces = interfacesBefore;
-      if (this.held().length === 0) lifecycle.state = 'Failed';
-      lifecycle.lastReason = rootFailure(error).message;
-      this.publish();
-      throw updateFailure(error);
-    }
+    if (!attachInOneActivity) await this.writeEndpointOrGiveBack(request, result.ips, interfacesBefore);
     this.remember(result.ips);
     lifecycle.state = 'Allocated';
     lifecycle.retryUntil = undefined;
     const afterFailures = lifecycle.failedAttempts ? ` after ${lifecycle.failedAttempts} failed ADD${lifecycle.failedAttempts > 1 ? 's' : ''}` : '';
-    lifecycle.lastReason = adoptFromUID ? `kept the IPs of StatefulSet pod UID ${adoptFromUID}` : `allocated from ${result.source}${afterFailures}`;
+    const kept = current?.detachedAt !== undefined && result.ips.every((ip: PodIP) => current.ips.some((held) => held.ip === ip.ip && held.pool === ip.pool));
+    lifecycle.lastReason = adoptFromUID
+      ? `kept the IPs of StatefulSet pod UID ${adoptFromUID}`
+      : kept
+        ? `kept the IPs of the pod's earlier sandbox (container ${shortContainerID(current.containerID)})`
+        : `allocated from ${result.source}${afterFailures}`;
     this.publish();
     return { ips: result.ips };
   }
 
-  /** CNI DEL of one interface: released, or kept for a StatefulSet that still wants the pod's ordinal. */
+  /** A DEL kept the interface's IPs for the pod: the container no longer holds them, the pod does. */
+  private retain(current: InterfaceAllocation, containerID: string, reason: DelKeepReason, detach: boolean): ReleaseResult {
+    const lifecycle = this.snapshot;
+    lifecycle.state = 'Retained';
+    lifecycle.lastReason =
+      reason === 'PodLive'
+        ? `pod ${this.podName} lives on: the DEL of container ${shortContainerID(containerID)} keeps its IPs for the pod's next sandbox`
+        : `StatefulSet ${lifecycle.ownerName} still wants ${lifecycle.pod}: its IPs are kept for the re-created pod`;
+    if (detach) current.detachedAt = Date.now();
+    this.publish();
+    return { released: [], retained: current.ips.map((ip) => ip.ip), note: lifecycle.lastReason };
+  }
+
+  /**
+   * CNI DEL of one interface: released, or kept for the pod's next sandbox while the pod lives on (or its
+   * StatefulSet still wants the pod's ordinal).
+   */
   async release(request: ReleaseRequest): Promise<ReleaseResult> {
     const lifecycle = this.snapshot;
     const current = lifecycle.interfaces[request.interface];
@@ -257,23 +289,36 @@ export class PodLifecycle {
     if (current.containerID !== request.containerID) {
       return { released: [], retained: [], note: `container ${current.containerID} holds interface ${request.interface}, not ${request.containerID}` };
     }
+    const ips = current.ips.map((ip) => ({ ip: ip.ip, pool: ip.pool }));
+    if (patched(KEEP_IPS_OF_LIVE_POD)) {
+      const outcome = await activities.detachInterface({
+        namespace: lifecycle.namespace,
+        pod: lifecycle.pod,
+        podUID: request.podUID,
+        containerID: request.containerID,
+        interface: request.interface,
+        ips,
+        ...(lifecycle.ownerKind ? { ownerKind: lifecycle.ownerKind, ownerName: lifecycle.ownerName } : {}),
+      });
+      if (outcome.action === 'keep') return this.retain(current, request.containerID, outcome.reason, true);
+      return this.releasedByDel(request.interface, outcome.released);
+    }
     if (lifecycle.ownerKind === 'StatefulSet' && lifecycle.ownerName) {
       const wanted = await activities.statefulSetWantsPod({ namespace: lifecycle.namespace, pod: lifecycle.pod, statefulSet: lifecycle.ownerName });
-      if (wanted) {
-        lifecycle.state = 'Retained';
-        lifecycle.lastReason = `StatefulSet ${lifecycle.ownerName} still wants ${lifecycle.pod}: its IPs are kept for the re-created pod`;
-        this.publish();
-        return { released: [], retained: current.ips.map((ip) => ip.ip), note: lifecycle.lastReason };
-      }
+      if (wanted) return this.retain(current, request.containerID, 'StatefulSetOrdinalWanted', false);
     }
-    const ips = current.ips.map((ip) => ({ ip: ip.ip, pool: ip.pool }));
     const result = await this.releaseIPs(request.podUID, ips, 'CNIDel', request.containerID);
     await activities.removePodEndpoint({ namespace: lifecycle.namespace, pod: lifecycle.pod, podUID: request.podUID, interfaces: [request.interface] });
-    delete lifecycle.interfaces[request.interface];
+    return this.releasedByDel(request.interface, result.released);
+  }
+
+  private releasedByDel(iface: string, released: string[]): ReleaseResult {
+    const lifecycle = this.snapshot;
+    delete lifecycle.interfaces[iface];
     if (Object.keys(lifecycle.interfaces).length === 0) lifecycle.state = 'Released';
     this.released('CNIDel');
     this.publish();
-    return { released: result.released, retained: [] };
+    return { released, retained: [] };
   }
 
   /**

@@ -115,11 +115,13 @@ describe('100 concurrent CNI ADDs on a pool of exactly 100 IPs', () => {
     expect(metrics).toContain(`tidepool_pool_free{pool="${pool}"} 0`);
   });
 
-  it('returns the same IP on a repeated ADD; DEL releases it; a second DEL is fine; the IP can be taken again', async () => {
+  it("returns the same IP on a repeated ADD; the deleted pod's DEL releases it; a second DEL is fine; the IP can be taken again", async () => {
     const pod = pods[0]!;
     const again = await runCni('ADD', cniEnv(pod, containers[0]!), conf());
     expect(again.code).toBe(0);
     expect((again.json as { ips: { address: string }[] }).ips[0]!.address).toBe(`${ips[0]}/24`);
+
+    await core().deleteNamespacedPod({ namespace: namespace.name, name: pod.name, gracePeriodSeconds: 0 });
 
     const del = await runCni('DEL', cniEnv(pod, containers[0]!), conf());
     expect([del.code, del.stdout]).toEqual([0, '']);

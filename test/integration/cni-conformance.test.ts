@@ -132,7 +132,20 @@ function attachmentArgs(a: Attachment): string[] {
 
 const add = (a: Attachment) => runtime('add', a.conf, a.cache, attachmentArgs(a));
 const check = (a: Attachment) => runtime('check', a.conf, a.cache, attachmentArgs(a));
-const del = (a: Attachment) => runtime('del', a.conf, a.cache, attachmentArgs(a));
+/** The pod deleted (again: a repeated DEL), then the runtime's DEL, as a kubelet DELs a deleted pod's sandbox. */
+const del = async (a: Attachment) => {
+  await deletePod(a);
+  return runtime('del', a.conf, a.cache, attachmentArgs(a));
+};
+
+async function deletePod(a: Attachment): Promise<void> {
+  await kubeConfig()
+    .makeApiClient(CoreV1Api)
+    .deleteNamespacedPod({ namespace: podNamespace.name, name: a.name, gracePeriodSeconds: 0 })
+    .catch((error: unknown) => {
+      if ((error as { code?: number }).code !== 404) throw error;
+    });
+}
 
 interface PoolRecord {
   ip: string;
@@ -206,7 +219,7 @@ describe.skipIf(goAbsent)(`CNI conformance: libcni and the reference macvlan plu
   });
 
   describe.each(['0.4.0', '1.0.0', '1.1.0'])('cniVersion %s', (version) => {
-    it('ADD gives eth0 the address and the default route via the gateway; CHECK passes; DEL frees it, and DEL again succeeds', async () => {
+    it("ADD gives eth0 the address and the default route via the gateway; CHECK passes; the deleted pod's DEL frees it, and DEL again succeeds", async () => {
       const a = await attachment(`solo-${version.replaceAll('.', '-')}`, { version });
       const added = await add(a);
       show(`ADD ${version}`, added);
@@ -249,6 +262,8 @@ describe.skipIf(goAbsent)(`CNI conformance: libcni and the reference macvlan plu
       const addedAt = Date.now();
       expect((await records()).find((r) => r.pod.endsWith(`/${remote.name}`))).toMatchObject({ node: NODE_B, network: NETWORK });
       expect((await records()).find((r) => r.pod.endsWith(`/${other.name}`))).toMatchObject({ node: NODE_A, network: OTHER_NETWORK });
+      // Their pods are deleted and no DEL came: what is left to free them is the GC.
+      for (const a of [cached, lost]) await deletePod(a);
       const gc = () => runtime('gc', keep.conf, keep.cache, [`${keep.containerID}/eth0`]);
       const all = [keep.name, cached.name, lost.name, remote.name, other.name].sort();
 
@@ -278,6 +293,28 @@ describe.skipIf(goAbsent)(`CNI conformance: libcni and the reference macvlan plu
       for (const a of [keep, remote, other, ...(gcFreesLost ? [] : [lost])]) expect((await del(a)).code).toBe(0);
       expect(await records()).toEqual([]);
     });
+  });
+
+  it("a live pod's sandbox torn down and started again (a node reboot): the DEL keeps its IP, the new sandbox's ADD gets it back", async () => {
+    const first = await attachment('rebooted', { version: '1.1.0' });
+    const added = await add(first);
+    expect(added.code).toBe(0);
+    const address = (added.json as { ips: { address: string }[] }).ips[0]!.address;
+    const torn = await runtime('del', first.conf, first.cache, attachmentArgs(first));
+    expect(torn.code).toBe(0);
+    expect(hasEth0(first)).toBe(false);
+    expect(await records()).toMatchObject([{ ip: address.split('/')[0], containerID: first.containerID }]);
+
+    const second: Attachment = { ...first, containerID: randomBytes(32).toString('hex'), netns: addNetns(`tpc-${tag}-${++podCount}`) };
+    const again = await add(second);
+    expect(again.code).toBe(0);
+    expect((again.json as { ips: { address: string }[] }).ips[0]!.address).toBe(address);
+    expect(podView(second).addresses).toEqual([address]);
+    expect(await records()).toMatchObject([{ ip: address.split('/')[0], containerID: second.containerID }]);
+    expect((await check(second)).code).toBe(0);
+
+    expect((await del(second)).code).toBe(0);
+    expect(await records()).toEqual([]);
   });
 
   it('cniVersion 0.3.1: ADD and DEL', async () => {

@@ -150,6 +150,7 @@ describe('a DEL is never lost', () => {
     expect(addressOf(await runCni('ADD', cniEnv(pod, container), conf()))).toBe('10.70.0.30/24');
 
     const noAgent = netconf(path.join(tidepool.spoolDir, '..', 'no-agent.sock'), tidepool.spoolDir);
+    await deletePod('spooled');
     const del = await runCni('DEL', cniEnv(pod, container), noAgent);
     expect([del.code, del.stdout]).toEqual([0, '']);
     expect(readdirSync(tidepool.spoolDir).filter((f) => f.endsWith('.json'))).toHaveLength(1);
@@ -232,6 +233,48 @@ describe('a pod deleted as usual: Terminating, then its DEL', () => {
   });
 });
 
+describe("a live pod's sandbox torn down and started again (a node reboot)", () => {
+  it('keeps the IP across the DEL for the next sandbox, in one running lifecycle; the DEL of the deleted pod releases it', async () => {
+    const pool = await onePool('reboot', ['10.70.0.60-10.70.0.61']);
+    const pod = await createPodWithPool(namespace.name, 'rebooted', pool, { nodeName: `reboot-node-${tag}` });
+    const [before, after] = [id(), id()];
+    const record = async () => (await pools().getPool(pool))!.status?.allocatedIPs?.['10.70.0.60'];
+    const add = await runCni('ADD', cniEnv(pod, before), conf());
+    expect(addressOf(add)).toBe('10.70.0.60/24');
+
+    expect((await runCni('DEL', cniEnv(pod, before), conf())).code).toBe(0);
+    const handle = tidepool.client.workflow.getHandle(podLifecycleWorkflowId(namespace.name, pod.name));
+    const retained = await handle.query(stateQuery);
+    expect(retained.state).toBe('Retained');
+    expect(retained.interfaces['eth0']?.detachedAt).toBeTypeOf('number');
+    expect(await record()).toMatchObject({ podUID: pod.uid, containerID: before });
+    // The torn-down container holds nothing any more, for CHECK.
+    const check = await runCni('CHECK', cniEnv(pod, before), JSON.stringify({ ...JSON.parse(conf()), prevResult: add.json }));
+    expect(check.json).toMatchObject({ code: 104 });
+
+    const again = await runCni('ADD', cniEnv(pod, after), conf());
+    expect(addressOf(again)).toBe('10.70.0.60/24');
+    expect(await record()).toMatchObject({ podUID: pod.uid, containerID: after });
+    expect((await pools().getPodEndpoint(namespace.name, pod.name))?.status.ips.map((ip) => ip.containerID)).toEqual([after]);
+    const allocated = await handle.query(stateQuery);
+    expect(allocated.state).toBe('Allocated');
+    expect(allocated.lastReason).toContain("kept the IPs of the pod's earlier sandbox");
+    // A late DEL of the first container changes nothing.
+    expect((await runCni('DEL', cniEnv(pod, before), conf())).code).toBe(0);
+    expect(await record()).toMatchObject({ containerID: after });
+
+    await core().deleteNamespacedPod({ namespace: namespace.name, name: pod.name, gracePeriodSeconds: 30 });
+    expect((await runCni('DEL', cniEnv(pod, after), conf())).code).toBe(0);
+    expect(await holders(pool)).toEqual([]);
+    expect(await pools().getPodEndpoint(namespace.name, pod.name)).toBeUndefined();
+    expect((await handle.describe()).status.name).toBe('COMPLETED');
+    // ADD, DEL, ADD, DEL and DEL: one run of the lifecycle.
+    const history = (await handle.fetchHistory()).events ?? [];
+    expect(history.filter((event) => event.workflowExecutionUpdateAcceptedEventAttributes)).toHaveLength(5);
+    await core().deleteNamespacedPod({ namespace: namespace.name, name: pod.name, gracePeriodSeconds: 0 });
+  });
+});
+
 describe('CHECK', () => {
   it('passes while the container holds its IPs and fails once they are released', async () => {
     const pool = await onePool('check', ['10.70.0.50']);
@@ -270,6 +313,7 @@ describe('ADDs that fail', () => {
     expect([failedState.state, failedState.podUID, failedState.failedAttempts]).toEqual(['Failed', waiting.uid, 3]);
     expect(failedState.lastReason).toMatch(/^no IPv4 address is free for pod .* \(ADD 3 failed; waits for the next ADD until \d{4}-/);
 
+    await deletePod('retry-holder');
     expect((await runCni('DEL', cniEnv(holder, held), conf())).code).toBe(0);
     const fourth = await runCni('ADD', cniEnv(waiting, id()), conf());
     expect(fourth.code, fourth.stdout).toBe(0);

@@ -65,6 +65,8 @@ describe('deleting a pool that still holds IPs, with the webhook admitting the d
     expect(description.status.name).toBe('RUNNING');
     expect(await description.staticSummary()).toBe(`Deletion of IPPool ${pool}: removes its finalizer once no IP is allocated`);
 
+    // A live pod keeps its IP across a DEL, in a terminating pool too: the pool goes once the pod's own DEL releases it.
+    await core().deleteNamespacedPod({ namespace: namespace.name, name: holder.name, gracePeriodSeconds: 0 });
     expect((await runCni('DEL', cniEnv(holder, container), netconf(tidepool.socketPath, tidepool.spoolDir))).code).toBe(0);
     await waitFor('the pool to be gone once its last IP is released', async () => (await pools().getPool(pool)) === undefined, 40_000);
     const result = await resumed.result();

@@ -63,6 +63,25 @@ describe('(a) a pod deleted while its CNI DEL never comes', () => {
   });
 });
 
+describe('(a2) a pod whose sandbox was torn down (its IPs kept for the next sandbox), then deleted with no further DEL', () => {
+  it('gets its IPs back through the event path, as a pod whose DEL never came', async () => {
+    const pool = await createPool('kept', ['10.90.1.20-10.90.1.21']);
+    const pod = await createPod('kept-then-gone', pool);
+    const container = id();
+    const conf = netconf(tidepool.socketPath, tidepool.spoolDir);
+    expect((await runCni('ADD', cniEnv(pod, container), conf)).code).toBe(0);
+    expect((await runCni('DEL', cniEnv(pod, container), conf)).code).toBe(0);
+    const handle = tidepool.client.workflow.getHandle(podLifecycleWorkflowId(namespace.name, pod.name));
+    expect((await handle.query(stateQuery)).state).toBe('Retained');
+    expect(await allocated(pool)).toBe(1);
+
+    await core().deleteNamespacedPod({ namespace: namespace.name, name: pod.name, gracePeriodSeconds: 0 });
+    await waitFor('the kept IP to be reclaimed', async () => (await allocated(pool)) === 0, 10_000);
+    const result = await handle.result();
+    expect([result.state, result.releaseReason]).toEqual(['Reclaimed', 'PodNotFound']);
+  });
+});
+
 describe('(b) a node that breaks down and never comes back', () => {
   const tolerations = ['node.kubernetes.io/not-ready', 'node.kubernetes.io/unreachable'].map((key) => ({
     key, operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 0,

@@ -59,6 +59,7 @@ describe('the Temporal UI as the IP audit tool', () => {
     const conf = netconf(tidepool.socketPath, tidepool.spoolDir);
     const add = await runCni('ADD', cniEnv(ref, containerID), conf);
     expect(add.code, add.stdout).toBe(0);
+    await kubeConfig().makeApiClient(CoreV1Api).deleteNamespacedPod({ namespace: namespace.name, name: podName, gracePeriodSeconds: 0 });
     const del = await runCni('DEL', cniEnv(ref, containerID), conf);
     expect(del.code, del.stdout).toBe(0);
     const workflowId = podLifecycleWorkflowId(namespace.name, podName);

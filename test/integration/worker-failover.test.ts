@@ -53,7 +53,10 @@ describe('two workers on one task queue, one SIGKILLed', () => {
         for (const name of names) {
           const pod = await core().createNamespacedPod({
             namespace: namespace.name,
-            body: { metadata: { name, annotations: { 'ipam.tidepool.dev/ippool': JSON.stringify({ ipv4: [pool] }) } }, spec: { containers: [{ name: 'c', image: 'registry.invalid/pause:1' }] } },
+            body: {
+              metadata: { name, annotations: { 'ipam.tidepool.dev/ippool': JSON.stringify({ ipv4: [pool] }) } },
+              spec: { nodeName: `failover-node-${namespace.name}`, containers: [{ name: 'c', image: 'registry.invalid/pause:1' }] },
+            },
           });
           pods.set(name, { uid: pod.metadata!.uid!, container: randomBytes(32).toString('hex') });
         }
@@ -75,6 +78,8 @@ describe('two workers on one task queue, one SIGKILLed', () => {
       expect(onDoomed).toBeGreaterThan(0);
       expect(onDoomed).toBeLessThan(PODS);
 
+      // The first pods are deleted and stay Terminating (no kubelet ends them); their DELs come after the kill.
+      for (const name of first) await core().deleteNamespacedPod({ namespace: namespace.name, name, gracePeriodSeconds: 60 });
       doomed.kill('SIGKILL');
       await new Promise((resolve) => doomed.once('exit', resolve));
       // New pods start and the first pods' sandboxes go, every call staggered over a few seconds after the kill.

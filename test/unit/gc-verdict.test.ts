@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  delVerdict,
   recordVerdict,
   statefulSetOrdinal,
   verdict,
@@ -207,5 +208,41 @@ describe('statefulSetOrdinal', () => {
     ['web-api-3', 'web-api', 3],
   ])('%s of %s is %s', (pod, setName, ordinal) => {
     expect(statefulSetOrdinal(pod, setName)).toBe(ordinal);
+  });
+});
+
+describe('delVerdict: what a CNI DEL does with the IPs of the sandbox it tears down', () => {
+  const del = (podFacts: PodFacts | undefined, statefulSet?: StatefulSetFacts) => delVerdict({ pod: 'ns/web-1', podUID: 'uid-1', podFacts, statefulSet });
+  it.each<[string, PodFacts | undefined, StatefulSetFacts | undefined, string]>([
+    ['a Running pod keeps them for its next sandbox', running, undefined, 'keep PodLive'],
+    ['a Pending pod (a sandbox that failed to start) keeps them', { ...running, phase: 'Pending', podIPs: [] }, undefined, 'keep PodLive'],
+    ['a pod of unknown phase keeps them', { ...running, phase: 'Unknown' }, undefined, 'keep PodLive'],
+    ['a pod being deleted releases', { ...running, deletionTimestamp: NOW }, undefined, 'release'],
+    ['a Succeeded pod releases', { ...running, phase: 'Succeeded' }, undefined, 'release'],
+    ['a Failed pod releases', { ...running, phase: 'Failed' }, undefined, 'release'],
+    ['a pod that is gone releases', undefined, undefined, 'release'],
+    ['another pod under the name releases the DEL\'s UID', { ...running, uid: 'uid-2' }, undefined, 'release'],
+    ['a deleted StatefulSet pod whose ordinal is wanted keeps them', { ...running, deletionTimestamp: NOW }, set(3), 'keep StatefulSetOrdinalWanted'],
+    ['a gone StatefulSet pod whose ordinal is wanted keeps them', undefined, set(3), 'keep StatefulSetOrdinalWanted'],
+    ['a StatefulSet pod scaled away releases', { ...running, deletionTimestamp: NOW }, set(1), 'release'],
+    ['a StatefulSet pod of a set being deleted releases', undefined, set(3, { deleting: true }), 'release'],
+  ])('%s', (_, podFacts, statefulSet, expected) => {
+    const decision = del(podFacts, statefulSet);
+    expect(decision.action === 'keep' ? `keep ${decision.reason}` : decision.action).toBe(expected);
+  });
+
+  it('keeps exactly when the pod of the UID lives on or its StatefulSet wants the ordinal', () => {
+    const phase = fc.constantFrom<PodFacts['phase']>('Pending', 'Running', 'Succeeded', 'Failed', 'Unknown');
+    const pod = fc.option(fc.record({ uid: fc.constantFrom('uid-1', 'uid-2'), phase, deleting: fc.boolean() }), { nil: undefined });
+    const statefulSet = fc.option(fc.record({ replicas: fc.nat(3), deleting: fc.boolean(), exists: fc.boolean() }), { nil: undefined });
+    fc.assert(
+      fc.property(pod, statefulSet, (p, s) => {
+        const podFacts = p && { ...running, uid: p.uid, phase: p.phase, ...(p.deleting ? { deletionTimestamp: NOW } : {}) };
+        const setFacts = s && set(s.replicas, { deleting: s.deleting, exists: s.exists });
+        const live = p !== undefined && p.uid === 'uid-1' && !p.deleting && p.phase !== 'Succeeded' && p.phase !== 'Failed';
+        const wanted = s !== undefined && s.exists && !s.deleting && s.replicas > 1;
+        expect(del(podFacts, setFacts).action).toBe(live || wanted ? 'keep' : 'release');
+      }),
+    );
   });
 });
