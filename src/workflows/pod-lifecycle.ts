@@ -45,10 +45,12 @@ function updateFailure(error: unknown): ApplicationFailure {
 
 /** Histories written before a failed ADD kept its lifecycle ended with the failure. */
 const KEEP_AFTER_FAILED_ADD = 'keep-lifecycle-after-failed-add';
-/** Histories written before a DEL of a live pod kept its IPs released them (all but a wanted StatefulSet pod's). */
-const KEEP_IPS_OF_LIVE_POD = 'keep-ips-of-live-pod-on-del';
-/** Histories written before attachInterface allocated in one activity and wrote the PodEndpoint in another. */
-const ATTACH_IN_ONE_ACTIVITY = 'attach-in-one-activity';
+/**
+ * Histories written before it ran an ADD's allocation and PodEndpoint write as two activities, and released a
+ * live pod's IPs at its DEL (all but a wanted StatefulSet pod's) in two more. One patch for both: each patch
+ * costs a run a marker and a search-attribute upsert.
+ */
+const ONE_ACTIVITY_PER_CNI_CALL = 'one-activity-per-cni-call';
 
 /**
  * The state of one pod's IP lifecycle and its operations: what the workflow's handlers do, one at a time
@@ -223,7 +225,7 @@ export class PodLifecycle {
       ...(request.node ? { node: request.node } : {}),
       ...(adoptFromUID ? { adoptFromUID } : {}),
     };
-    const attachInOneActivity = patched(ATTACH_IN_ONE_ACTIVITY);
+    const attachInOneActivity = patched(ONE_ACTIVITY_PER_CNI_CALL);
     let result;
     try {
       result = attachInOneActivity
@@ -248,30 +250,42 @@ export class PodLifecycle {
       [request.interface]: { containerID: request.containerID, ips: result.ips, ...(request.network ? { network: request.network } : {}), allocatedAt: Date.now() },
     };
     if (!attachInOneActivity) await this.writeEndpointOrGiveBack(request, result.ips, interfacesBefore);
+    // The next sandbox of a live pod got the IPs its DEL kept: the search attributes already say all of it.
+    const kept =
+      lifecycle.state === 'Allocated' &&
+      current?.detachedAt !== undefined &&
+      result.ips.length === current.ips.length &&
+      result.ips.every((ip: PodIP) => current.ips.some((held) => held.ip === ip.ip && held.pool === ip.pool));
     this.remember(result.ips);
     lifecycle.state = 'Allocated';
     lifecycle.retryUntil = undefined;
     const afterFailures = lifecycle.failedAttempts ? ` after ${lifecycle.failedAttempts} failed ADD${lifecycle.failedAttempts > 1 ? 's' : ''}` : '';
-    const kept = current?.detachedAt !== undefined && result.ips.every((ip: PodIP) => current.ips.some((held) => held.ip === ip.ip && held.pool === ip.pool));
     lifecycle.lastReason = adoptFromUID
       ? `kept the IPs of StatefulSet pod UID ${adoptFromUID}`
       : kept
         ? `kept the IPs of the pod's earlier sandbox (container ${shortContainerID(current.containerID)})`
         : `allocated from ${result.source}${afterFailures}`;
-    this.publish();
+    if (kept) this.describe();
+    else this.publish();
     return { ips: result.ips };
   }
 
-  /** A DEL kept the interface's IPs for the pod: the container no longer holds them, the pod does. */
+  /**
+   * A DEL kept the interface's IPs: the container no longer holds them, the pod does. A live pod's stay
+   * Allocated (its IPs, pools and state are what the search attributes already say, so only the UI's details
+   * change); a StatefulSet pod's are Retained for the re-created pod.
+   */
   private retain(current: InterfaceAllocation, containerID: string, reason: DelKeepReason, detach: boolean): ReleaseResult {
     const lifecycle = this.snapshot;
-    lifecycle.state = 'Retained';
-    lifecycle.lastReason =
-      reason === 'PodLive'
-        ? `pod ${this.podName} lives on: the DEL of container ${shortContainerID(containerID)} keeps its IPs for the pod's next sandbox`
-        : `StatefulSet ${lifecycle.ownerName} still wants ${lifecycle.pod}: its IPs are kept for the re-created pod`;
     if (detach) current.detachedAt = Date.now();
-    this.publish();
+    if (reason === 'PodLive') {
+      lifecycle.lastReason = `pod ${this.podName} lives on: the DEL of container ${shortContainerID(containerID)} keeps its IPs for the pod's next sandbox`;
+      this.describe();
+    } else {
+      lifecycle.state = 'Retained';
+      lifecycle.lastReason = `StatefulSet ${lifecycle.ownerName} still wants ${lifecycle.pod}: its IPs are kept for the re-created pod`;
+      this.publish();
+    }
     return { released: [], retained: current.ips.map((ip) => ip.ip), note: lifecycle.lastReason };
   }
 
@@ -290,7 +304,7 @@ export class PodLifecycle {
       return { released: [], retained: [], note: `container ${current.containerID} holds interface ${request.interface}, not ${request.containerID}` };
     }
     const ips = current.ips.map((ip) => ({ ip: ip.ip, pool: ip.pool }));
-    if (patched(KEEP_IPS_OF_LIVE_POD)) {
+    if (patched(ONE_ACTIVITY_PER_CNI_CALL)) {
       const outcome = await activities.detachInterface({
         namespace: lifecycle.namespace,
         pod: lifecycle.pod,

@@ -245,7 +245,8 @@ describe("a live pod's sandbox torn down and started again (a node reboot)", () 
     expect((await runCni('DEL', cniEnv(pod, before), conf())).code).toBe(0);
     const handle = tidepool.client.workflow.getHandle(podLifecycleWorkflowId(namespace.name, pod.name));
     const retained = await handle.query(stateQuery);
-    expect(retained.state).toBe('Retained');
+    expect(retained.state).toBe('Allocated');
+    expect(retained.lastReason).toContain("keeps its IPs for the pod's next sandbox");
     expect(retained.interfaces['eth0']?.detachedAt).toBeTypeOf('number');
     expect(await record()).toMatchObject({ podUID: pod.uid, containerID: before });
     // The torn-down container holds nothing any more, for CHECK.
@@ -268,9 +269,12 @@ describe("a live pod's sandbox torn down and started again (a node reboot)", () 
     expect(await holders(pool)).toEqual([]);
     expect(await pools().getPodEndpoint(namespace.name, pod.name)).toBeUndefined();
     expect((await handle.describe()).status.name).toBe('COMPLETED');
-    // ADD, DEL, ADD, DEL and DEL: one run of the lifecycle.
+    // ADD, DEL, ADD, DEL and DEL: one run of the lifecycle. The search attributes change at the first ADD and the
+    // last DEL only: the kept IPs were the pod's all along.
     const history = (await handle.fetchHistory()).events ?? [];
     expect(history.filter((event) => event.workflowExecutionUpdateAcceptedEventAttributes)).toHaveLength(5);
+    const stateUpserts = history.filter((event) => event.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields?.['TidepoolState']);
+    expect(stateUpserts).toHaveLength(2);
     await core().deleteNamespacedPod({ namespace: namespace.name, name: pod.name, gracePeriodSeconds: 0 });
   });
 });

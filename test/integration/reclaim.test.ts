@@ -72,7 +72,7 @@ describe('(a2) a pod whose sandbox was torn down (its IPs kept for the next sand
     expect((await runCni('ADD', cniEnv(pod, container), conf)).code).toBe(0);
     expect((await runCni('DEL', cniEnv(pod, container), conf)).code).toBe(0);
     const handle = tidepool.client.workflow.getHandle(podLifecycleWorkflowId(namespace.name, pod.name));
-    expect((await handle.query(stateQuery)).state).toBe('Retained');
+    expect((await handle.query(stateQuery)).interfaces['eth0']?.detachedAt).toBeTypeOf('number');
     expect(await allocated(pool)).toBe(1);
 
     await core().deleteNamespacedPod({ namespace: namespace.name, name: pod.name, gracePeriodSeconds: 0 });

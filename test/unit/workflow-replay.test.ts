@@ -17,6 +17,7 @@ describe('podIPLifecycle replays its recorded histories deterministically', () =
       'released.json',
       'runtime-gc-kept-then-released.json',
       'runtime-gc-released.json',
+      'sandbox-kept-then-released.json',
       'spooled-del.json',
       'statefulset-kept-then-released.json',
     ]);
