@@ -1,3 +1,4 @@
+import { ApplicationFailure } from '@temporalio/activity';
 import type {
   AllocateIPsInput,
   AllocateIPsResult,
@@ -29,8 +30,8 @@ interface Parts {
 export function createAttachmentActivities(parts: Parts) {
   return {
     /**
-     * Allocates the interface's IPs and writes the pod's PodEndpoint with them. An endpoint that cannot be
-     * written gives the IPs back at once (EndpointNotWritten) before the failure, so a failed ADD holds nothing.
+     * Allocates the interface's IPs and writes the pod's PodEndpoint with them. An endpoint that can never be
+     * written gives the IPs back (EndpointNotWritten) before the failure, so a failed ADD holds nothing.
      */
     async attachInterface(input: AttachInterfaceInput): Promise<AllocateIPsResult> {
       const { otherInterfaces, endpointExists, ...allocation } = input;
@@ -46,6 +47,9 @@ export function createAttachmentActivities(parts: Parts) {
           ...(endpointExists ? { exists: true } : {}),
         });
       } catch (error) {
+        // A retry allocates the same record again and writes the endpoint then; only an endpoint that can never
+        // be written (the namespace is gone) gives the IPs back, as the workflow did when this was two activities.
+        if (!(error instanceof ApplicationFailure && error.nonRetryable)) throw error;
         const ips = result.ips.map(({ ip, pool }) => ({ ip, pool }));
         await parts.releaseIPs({ namespace: input.namespace, pod: input.pod, podUID: input.podUID, containerID: input.containerID, ips, reason: 'EndpointNotWritten' });
         throw error;
