@@ -47,14 +47,17 @@ function commandLine(pid: number): string {
  * now belongs to another program, is stale and removed.
  */
 export function runningPid(paths: StackPaths, spec: Pick<ProcessSpec, 'name' | 'command' | 'match'>): number | undefined {
-  const file = pidFile(paths, spec.name);
+  const pid = pidFromFile(paths, spec.name);
+  if (pid !== undefined && alive(pid) && commandLine(pid).includes(spec.match ?? path.basename(spec.command))) return pid;
+  rmSync(pidFile(paths, spec.name), { force: true });
+  return undefined;
+}
+
+function pidFromFile(paths: StackPaths, name: string): number | undefined {
+  const file = pidFile(paths, name);
   if (!existsSync(file)) return undefined;
   const pid = Number(readFileSync(file, 'utf8').trim());
-  if (Number.isInteger(pid) && pid > 0 && alive(pid) && commandLine(pid).includes(spec.match ?? path.basename(spec.command))) {
-    return pid;
-  }
-  rmSync(file, { force: true });
-  return undefined;
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
 }
 
 /** Starts a detached process that outlives this one, logging to logs/<name>.log; returns its pid. */
@@ -125,15 +128,19 @@ export function tail(file: string, lines = 15): string {
  */
 export async function waitReady(
   paths: StackPaths,
-  spec: Pick<ProcessSpec, 'name' | 'command' | 'match'>,
+  spec: Pick<ProcessSpec, 'name'>,
   check: () => Promise<boolean>,
   timeoutMs: number,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   const log = logFile(paths, spec.name);
   let lastError = '';
+  // The pid file was just written, or just checked: only whether that process lives counts here. A first
+  // `./dev up` after setup once saw the command-line check fail right after the spawn, which removed the pid
+  // file of a Temporal that went on to run.
+  const pid = pidFromFile(paths, spec.name);
   while (Date.now() < deadline) {
-    if (runningPid(paths, spec) === undefined) {
+    if (pid === undefined || !alive(pid)) {
       throw new Error(`${spec.name} exited while starting; read ${log}. Its last lines:\n${tail(log)}`);
     }
     try {
