@@ -173,6 +173,24 @@ async function runIpam(ipam: IpamName, kubeConfig: KubeConfig, kubeconfigPath: s
     await core.deleteNamespace({ name: namespace }).catch(() => undefined);
     for (const name of nodes) await core.deleteNode({ name }).catch(() => undefined);
     await prepared.cleanup();
+    await namespaceGone(core, namespace);
+  }
+}
+
+/**
+ * Waits for the run's namespace to be gone (after a scenario that leaves pods, their deletion goes on for a
+ * minute or more), so that the next IPAM's run does not share the machine with this one's cleanup.
+ */
+async function namespaceGone(core: CoreV1Api, namespace: string, timeoutMs = 10 * 60_000): Promise<void> {
+  const started = Date.now();
+  for (;;) {
+    const exists = await core.readNamespace({ name: namespace }).then(() => true, (error: { code?: number }) => error.code !== 404);
+    if (!exists) return;
+    if (Date.now() - started > timeoutMs) {
+      console.error(`bench:cluster: namespace ${namespace} still exists after ${timeoutMs / 60_000} min; the next run shares the machine with its deletion`);
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
   }
 }
 

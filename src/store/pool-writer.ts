@@ -7,34 +7,23 @@ import { poolAddresses, type PoolAddresses } from '../ipam/pool.ts';
 import { poolHoldings, type Holder, type IPConflict } from '../ipam/holders.ts';
 import type { IPSet } from '../ipam/ranges.ts';
 import {
-  allocateInStatus,
+  applyToStatus,
   needsReconciliation,
   reconcileStatus,
-  recordInStatus,
-  releaseInStatus,
   type AllocationOutcome,
   type AllocationRequest,
+  type OutcomeOf,
   type RecordOutcome,
   type ReleaseOutcome,
+  type StatusOperation,
   type StatusOptions,
+  type StatusOutcome,
 } from '../ipam/status.ts';
 import type { HolderSource } from './holders.ts';
 
-type Operation =
-  | { kind: 'allocate'; request: AllocationRequest; reserved: IPSet }
-  | { kind: 'release'; ip: string; podUID: string; containerID?: string }
-  | { kind: 'record'; holder: Holder };
-
-type Outcome = AllocationOutcome | ReleaseOutcome | RecordOutcome;
-type OutcomeOf<O extends Operation> = O extends { kind: 'allocate' }
-  ? AllocationOutcome
-  : O extends { kind: 'release' }
-    ? ReleaseOutcome
-    : RecordOutcome;
-
 interface Pending {
-  operation: Operation;
-  resolve: (outcome: Outcome) => void;
+  operation: StatusOperation;
+  resolve: (outcome: StatusOutcome) => void;
   reject: (error: Error) => void;
 }
 
@@ -123,7 +112,7 @@ export class PoolWriter implements PoolStore {
     return this.submit(pool, { kind: 'record', holder });
   }
 
-  private submit<O extends Operation>(pool: string, operation: O): Promise<OutcomeOf<O>> {
+  private submit<O extends StatusOperation>(pool: string, operation: O): Promise<OutcomeOf<O>> {
     return new Promise((resolve, reject) => {
       const queue = this.queues.get(pool);
       const pending = { operation, resolve: resolve as Pending['resolve'], reject };
@@ -209,24 +198,8 @@ export class PoolWriter implements PoolStore {
     }
   }
 
-  private apply(
-    pool: IPPool,
-    addresses: PoolAddresses,
-    batch: Pending[],
-  ): { status: IPPoolStatus; outcomes: Outcome[] } {
-    const options = this.statusOptions();
-    let current = pool;
-    const outcomes = batch.map(({ operation }) => {
-      const result =
-        operation.kind === 'allocate'
-          ? allocateInStatus(current, addresses, operation.reserved, operation.request, options)
-          : operation.kind === 'release'
-            ? releaseInStatus(current, addresses, operation, options)
-            : recordInStatus(current, addresses, operation.holder, options);
-      current = { ...current, status: result.status };
-      return result.outcome;
-    });
-    return { status: current.status ?? {}, outcomes };
+  private apply(pool: IPPool, addresses: PoolAddresses, batch: Pending[]): { status: IPPoolStatus; outcomes: StatusOutcome[] } {
+    return applyToStatus(pool, addresses, batch.map((pending) => pending.operation), this.statusOptions());
   }
 }
 

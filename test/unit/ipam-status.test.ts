@@ -4,7 +4,7 @@ import type { IPPool, IPPoolSpec } from '../../src/k8s/types.ts';
 import { IPAMInputError, parseIP } from '../../src/ipam/ip.ts';
 import { chooseFreeIP, ipSetOf, poolAddresses } from '../../src/ipam/pool.ts';
 import { IPSet } from '../../src/ipam/ranges.ts';
-import { allocateInStatus, releaseInStatus, type AllocationRequest } from '../../src/ipam/status.ts';
+import { allocateInStatus, applyToStatus, recordInStatus, releaseInStatus, type AllocationRequest, type StatusOperation } from '../../src/ipam/status.ts';
 
 function pool(spec: IPPoolSpec, status?: IPPool['status'], deleting = false): IPPool {
   return {
@@ -187,6 +187,41 @@ describe('allocateInStatus / releaseInStatus', () => {
           expect(current.status?.allocatedIPCount ?? 0).toBe(records.length);
         }
       }),
+    );
+  });
+
+  it('a batch of operations leaves the status, and gives each the outcome, that one at a time would', () => {
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('allocate' as const), pod: fc.integer({ min: 0, max: 5 }), iface: fc.constantFrom('eth0', 'net1'), adopt: fc.boolean() }),
+      fc.record({ kind: fc.constant('release' as const), ip: fc.integer({ min: 8, max: 14 }), pod: fc.integer({ min: 0, max: 5 }) }),
+      fc.record({ kind: fc.constant('record' as const), ip: fc.integer({ min: 8, max: 14 }), pod: fc.integer({ min: 0, max: 5 }) }),
+    );
+    const operation = (o: { kind: string; pod: number; iface?: string; adopt?: boolean; ip?: number }): StatusOperation =>
+      o.kind === 'allocate'
+        ? { kind: 'allocate', request: { ...request(o.pod, o.iface), ...(o.adopt ? { podUID: `uid-${o.pod}-new`, adoptFromUID: `uid-${o.pod}` } : {}) }, reserved: none }
+        : o.kind === 'release'
+          ? { kind: 'release', ip: `10.6.0.${o.ip}`, podUID: `uid-${o.pod}` }
+          : { kind: 'record', holder: { ip: `10.6.0.${o.ip}`, pod: `default/pod-${o.pod}`, podUID: `uid-${o.pod}`, interface: 'eth0', terminating: false, source: 'PodEndpoint' } };
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 30 }), fc.constantFrom(0, 30_000), (ops, cooldownMs) => {
+        const settings = { now: NOW, cooldownMs };
+        let current = pool(spec);
+        const outcomes = ops.map((o) => {
+          const single = operation(o);
+          const result =
+            single.kind === 'allocate'
+              ? allocateInStatus(current, addresses, single.reserved, single.request, settings)
+              : single.kind === 'release'
+                ? releaseInStatus(current, addresses, single, settings)
+                : recordInStatus(current, addresses, single.holder, settings);
+          current = pool(spec, result.status);
+          return result.outcome;
+        });
+        const batch = applyToStatus(pool(spec), addresses, ops.map(operation), settings);
+        expect(batch.outcomes).toEqual(outcomes);
+        if (ops.length > 0) expect(batch.status).toEqual(current.status);
+      }),
+      { numRuns: 5000 },
     );
   });
 });
