@@ -70,6 +70,15 @@ describe('stack processes', () => {
     );
   });
 
+  it('the readiness wait follows the pid it started even while its command line does not match yet', async () => {
+    const paths = tempPaths();
+    const spec = { name: 'renamed', command: 'sleep', args: ['300'], match: 'a command line it never has' };
+    stray.push(startProcess(paths, spec));
+    const readyAt = Date.now() + 600;
+    await expect(waitReady(paths, spec, async () => Date.now() >= readyAt, 5000)).resolves.toBeUndefined();
+    expect(existsSync(path.join(paths.pids, 'renamed.pid'))).toBe(true);
+  });
+
   it('a process that never becomes ready fails after the timeout, naming its log file', async () => {
     const paths = tempPaths();
     const spec = { name: 'slow', command: 'sleep', args: ['300'] };
