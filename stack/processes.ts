@@ -136,8 +136,8 @@ export async function waitReady(
   const log = logFile(paths, spec.name);
   let lastError = '';
   // The pid file was just written, or just checked: only whether that process lives counts here. A first
-  // `./dev up` after setup once saw the command-line check fail right after the spawn, which removed the pid
-  // file of a Temporal that went on to run.
+  // `./dev up` after setup once found Temporal's pid file gone while Temporal ran, and only a failed
+  // command-line check (runningPid) removes it.
   const pid = pidFromFile(paths, spec.name);
   while (Date.now() < deadline) {
     if (pid === undefined || !alive(pid)) {

@@ -105,7 +105,7 @@ const holderKey = (podUID: string, pod: string, iface: string | undefined) => `$
  * pool of n records costs O(n + k) rather than k copies and scans of the n records.
  */
 class StatusBatch {
-  readonly maps: StatusMaps;
+  private readonly maps: StatusMaps;
   private readonly pool: IPPool;
   private readonly addresses: PoolAddresses;
   private readonly options: StatusOptions;
@@ -116,12 +116,14 @@ class StatusBatch {
   private nextOrder = 0;
   /** Recorded IPs and those still cooling down after their release. */
   private taken: IPSet | undefined;
+  private records: number;
 
   constructor(pool: IPPool, addresses: PoolAddresses, options: StatusOptions) {
     this.pool = pool;
     this.addresses = addresses;
     this.options = options;
     this.maps = copyStatus(pool.status);
+    this.records = Object.keys(this.maps.allocatedIPs).length;
   }
 
   private holders(): Map<string, Set<string>> {
@@ -169,12 +171,14 @@ class StatusBatch {
 
   private addRecord(ip: string, record: AllocationRecord): void {
     this.maps.allocatedIPs[ip] = record;
+    this.records++;
     if (this.byHolder) this.index(ip, record);
     if (this.taken) this.taken = this.taken.union(ipSetOf(this.addresses.family, [ip]));
   }
 
   private removeRecord(ip: string, record: AllocationRecord): void {
     delete this.maps.allocatedIPs[ip];
+    this.records--;
     this.unindex(ip, record);
     this.order.delete(ip);
     // A cooling IP stays taken until its cooldown ends.
@@ -215,7 +219,7 @@ class StatusBatch {
     }
     if (isTerminating(this.pool)) return { kind: 'unavailable', reason: 'it is being deleted' };
     if (this.pool.spec.disable) return { kind: 'unavailable', reason: 'it is disabled' };
-    if (Object.keys(records).length >= MAX_RECORDS_PER_POOL) {
+    if (this.records >= MAX_RECORDS_PER_POOL) {
       return { kind: 'unavailable', reason: `it holds the maximum of ${MAX_RECORDS_PER_POOL} records` };
     }
     const ip = chooseFreeIP(this.addresses, reserved, this.takenIPs());

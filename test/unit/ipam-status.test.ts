@@ -4,7 +4,7 @@ import type { IPPool, IPPoolSpec } from '../../src/k8s/types.ts';
 import { IPAMInputError, parseIP } from '../../src/ipam/ip.ts';
 import { chooseFreeIP, ipSetOf, poolAddresses } from '../../src/ipam/pool.ts';
 import { IPSet } from '../../src/ipam/ranges.ts';
-import { allocateInStatus, applyToStatus, recordInStatus, releaseInStatus, type AllocationRequest, type StatusOperation } from '../../src/ipam/status.ts';
+import { allocateInStatus, applyToStatus, MAX_RECORDS_PER_POOL, recordInStatus, releaseInStatus, type AllocationRequest, type StatusOperation } from '../../src/ipam/status.ts';
 
 function pool(spec: IPPoolSpec, status?: IPPool['status'], deleting = false): IPPool {
   return {
@@ -188,6 +188,26 @@ describe('allocateInStatus / releaseInStatus', () => {
         }
       }),
     );
+  });
+
+  it('refuses a new record once the pool holds the maximum, also when the batch itself fills it, and takes one again after a release', () => {
+    const big: IPPoolSpec = { subnet: '10.9.0.0/16', ips: ['10.9.0.0-10.9.31.255'] };
+    const bigAddresses = poolAddresses('pool-a', big);
+    const allocatedIPs = Object.fromEntries(
+      Array.from({ length: MAX_RECORDS_PER_POOL - 1 }, (_, i) => [
+        `10.9.${Math.floor(i / 256)}.${i % 256}`,
+        { pod: `default/held-${i}`, podUID: `held-${i}`, interface: 'eth0', allocatedAt: NOW },
+      ]),
+    );
+    const allocate = (n: number): StatusOperation => ({ kind: 'allocate', request: request(n), reserved: none });
+    const { outcomes } = applyToStatus(pool(big, { allocatedIPs }), bigAddresses, [
+      allocate(1),
+      allocate(2),
+      { kind: 'release', ip: '10.9.0.0', podUID: 'held-0' },
+      allocate(3),
+    ], options);
+    expect(outcomes.map((o) => o.kind)).toEqual(['allocated', 'unavailable', 'released', 'allocated']);
+    expect(outcomes[1]).toEqual({ kind: 'unavailable', reason: `it holds the maximum of ${MAX_RECORDS_PER_POOL} records` });
   });
 
   it('a batch of operations leaves the status, and gives each the outcome, that one at a time would', () => {
