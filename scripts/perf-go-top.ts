@@ -15,9 +15,9 @@ const { values, positionals } = parseArgs({
 const top = Number(values.top);
 const groups = values.group.map((spec) => {
   const at = spec.indexOf('=');
-  return at > 0 ? { name: spec.slice(0, at), pattern: spec.slice(at + 1) } : undefined;
+  return { name: spec.slice(0, Math.max(at, 0)), pattern: at > 0 ? spec.slice(at + 1) : '' };
 });
-if (positionals.length !== 2 || !Number.isInteger(top) || top < 1 || groups.some((group) => group === undefined || group.pattern === '')) {
+if (positionals.length !== 2 || !Number.isInteger(top) || top < 1 || groups.some((group) => group.name === '' || group.pattern === '')) {
   console.error('usage: node scripts/perf-go-top.ts PERF_DATA GO_BINARY [--top N] [--group name=pattern ...]');
   process.exit(2);
 }
@@ -71,16 +71,16 @@ for (const frames of stacks) {
   self.set(names[0]!, (self.get(names[0]!) ?? 0) + 1);
   for (const name of new Set(names)) inclusive.set(name, (inclusive.get(name) ?? 0) + 1);
   for (const group of groups) {
-    if (names.some((name) => name.includes(group!.pattern))) grouped.set(group!.name, (grouped.get(group!.name) ?? 0) + 1);
+    if (names.some((name) => name.includes(group.pattern))) grouped.set(group.name, (grouped.get(group.name) ?? 0) + 1);
   }
 }
 
 const share = (count: number) => `${((100 * count) / stacks.length).toFixed(1).padStart(5)}%`;
-const print = (title: string, counts: Map<string, number>) => {
+const print = (title: string, counts: Map<string, number>, limit = top) => {
   console.log(title);
-  for (const [name, count] of [...counts].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${share(count)}  ${name}`);
+  for (const [name, count] of [...counts].sort((a, b) => b[1] - a[1]).slice(0, limit)) console.log(`  ${share(count)}  ${name}`);
 };
 console.log(`${perfData}: ${stacks.length} samples`);
 print('self:', self);
 print('inclusive:', inclusive);
-if (groups.length > 0) print('groups (samples whose stack contains the pattern):', grouped);
+if (groups.length > 0) print('groups (samples whose stack contains the pattern):', grouped, groups.length);
