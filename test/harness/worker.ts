@@ -47,6 +47,15 @@ export async function spawnWorker(log: string, taskQueue: string, env: Record<st
   return child;
 }
 
+/**
+ * Resolves once `child` has exited, also when it did so before this was called: a SIGKILLed child can be reaped
+ * while the caller awaits something else, and its 'exit' event is then gone.
+ */
+export function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
 /** The JSON log lines of a worker spawned by spawnWorker. */
 export function workerLogLines(file: string): Record<string, unknown>[] {
   return readFileSync(file, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);

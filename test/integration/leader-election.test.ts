@@ -6,6 +6,7 @@ import { CoordinationV1Api } from '@kubernetes/client-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { microTime } from '../../src/k8s/events.ts';
 import { kubeConfig, stack } from '../harness/cluster.ts';
+import { exited } from '../harness/worker.ts';
 
 const CANDIDATE = path.resolve(import.meta.dirname, '../fixtures/lease-candidate.ts');
 const DURATION_MS = 3000;
@@ -37,7 +38,6 @@ function candidate(identity: string, name = lease): Candidate {
 }
 
 const leader = (candidates: Candidate[]) => candidates.filter((c) => c.terms.length > 0 && c.terms.at(-1)!.to === undefined && c.child.exitCode === null && c.child.signalCode === null);
-const exited = (child: ChildProcess) => new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(undefined) : child.once('exit', resolve)));
 
 afterAll(async () => {
   for (const child of children) child.kill('SIGKILL');

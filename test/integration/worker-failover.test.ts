@@ -14,7 +14,7 @@ import { TidepoolClient } from '../../src/k8s/client.ts';
 import { podLifecycleWorkflowId } from '../../src/temporal/names.ts';
 import { kubeConfig, stack } from '../harness/cluster.ts';
 import { cniEnv, netconf, runCni } from '../harness/tidepool.ts';
-import { spawnWorker, workerProcessFixture } from '../harness/worker.ts';
+import { exited, spawnWorker, workerProcessFixture } from '../harness/worker.ts';
 
 const tag = randomBytes(3).toString('hex');
 const taskQueue = `failover-test-${tag}`;
@@ -81,7 +81,7 @@ describe('two workers on one task queue, one SIGKILLed', () => {
       // The first pods are deleted and stay Terminating (no kubelet ends them); their DELs come after the kill.
       for (const name of first) await core().deleteNamespacedPod({ namespace: namespace.name, name, gracePeriodSeconds: 60 });
       doomed.kill('SIGKILL');
-      await new Promise((resolve) => doomed.once('exit', resolve));
+      await exited(doomed);
       // New pods start and the first pods' sandboxes go, every call staggered over a few seconds after the kill.
       const after = await Promise.all([
         ...second.map(async (name, i) => (await sleep(i * 150), call('ADD', name))),
