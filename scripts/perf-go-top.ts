@@ -65,7 +65,7 @@ const functionAt = new Map(offsets.map((offset, i) => [offset, lines[2 * i] ?? '
 
 const self = new Map<string, number>();
 const inclusive = new Map<string, number>();
-const grouped = new Map<string, number>();
+const grouped = new Map(groups.map((group) => [group.name, 0]));
 for (const frames of stacks) {
   const names = frames.map((offset) => (isKernel(offset) ? '[kernel]' : (functionAt.get(offset) ?? '?')));
   self.set(names[0]!, (self.get(names[0]!) ?? 0) + 1);
